@@ -1,0 +1,84 @@
+"""rollouts-dspy: GEPA and MIPRO prompt optimization, natively, for rollouts templates and DSPy programs.
+
+This module is the one list of what is public. Names load lazily so `import rollouts_dspy` stays fast and the
+DSPy bridge, Optuna and litellm are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # rollouts-style types
+    "Endpoint": "rollouts_dspy.dtypes",
+    "Environment": "rollouts_dspy.dtypes",
+    "Message": "rollouts_dspy.dtypes",
+    "Metric": "rollouts_dspy.dtypes",
+    "Sample": "rollouts_dspy.dtypes",
+    "Score": "rollouts_dspy.dtypes",
+    "ScoreFn": "rollouts_dspy.dtypes",
+    "Tool": "rollouts_dspy.dtypes",
+    "ToolCall": "rollouts_dspy.dtypes",
+    "ToolResult": "rollouts_dspy.dtypes",
+    "Trajectory": "rollouts_dspy.dtypes",
+    "Usage": "rollouts_dspy.dtypes",
+    # errors
+    "CheckpointError": "rollouts_dspy.errors",
+    "ConfigError": "rollouts_dspy.errors",
+    "DatasetError": "rollouts_dspy.errors",
+    "ResultFileError": "rollouts_dspy.errors",
+    "ScoreFnError": "rollouts_dspy.errors",
+    "TemplateError": "rollouts_dspy.errors",
+    # LLM layer and agents
+    "LLMCallError": "rollouts_dspy.llm",
+    "LLMSession": "rollouts_dspy.llm",
+    "run_agent": "rollouts_dspy.agents",
+    "run_completion": "rollouts_dspy.agents",
+    "CalculatorEnvironment": "rollouts_dspy.environments.calculator",
+    # templates, formatting, evaluation
+    "FewShotExample": "rollouts_dspy.prompt_optimization.types",
+    "GenerationStats": "rollouts_dspy.prompt_optimization.types",
+    "OptimizationResult": "rollouts_dspy.prompt_optimization.types",
+    "PromptTemplate": "rollouts_dspy.prompt_optimization.types",
+    "format_prompt": "rollouts_dspy.prompt_optimization.formatting",
+    "Budget": "rollouts_dspy.prompt_optimization.budget",
+    "EvaluationReport": "rollouts_dspy.prompt_optimization.evaluation",
+    "evaluate_detailed": "rollouts_dspy.prompt_optimization.evaluation",
+    "evaluate_template": "rollouts_dspy.prompt_optimization.evaluation",
+    "Rollout": "rollouts_dspy.prompt_optimization.protocols",
+    "LinePrinter": "rollouts_dspy.prompt_optimization.events",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rollouts_dspy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .agents import run_agent, run_completion
+    from .dtypes import (Endpoint, Environment, Message, Metric, Sample, Score, ScoreFn, Tool, ToolCall, ToolResult,
+                         Trajectory, Usage)
+    from .environments.calculator import CalculatorEnvironment
+    from .errors import (CheckpointError, ConfigError, DatasetError, ResultFileError, ScoreFnError,
+                         TemplateError)
+    from .llm import LLMCallError, LLMSession
+    from .prompt_optimization.budget import Budget
+    from .prompt_optimization.evaluation import EvaluationReport, evaluate_detailed, evaluate_template
+    from .prompt_optimization.events import LinePrinter
+    from .prompt_optimization.formatting import format_prompt
+    from .prompt_optimization.protocols import Rollout
+    from .prompt_optimization.types import FewShotExample, GenerationStats, OptimizationResult, PromptTemplate

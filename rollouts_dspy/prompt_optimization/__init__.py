@@ -1,0 +1,1 @@
+"""Prompt optimization: templates, evaluation, GEPA and MIPRO (see the package root for the public API)."""

@@ -1,0 +1,183 @@
+"""The rollouts front door's Task: a PromptTemplate run through litellm (or the agent loop) and a score_fn."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..agents import DEFAULT_MAX_TURNS, AgentError, run_agent, run_completion
+from ..dtypes import Endpoint, Environment, Message, Sample, Score, ScoreFn, Trajectory, Usage
+from ..errors import ScoreFnError
+from ..llm import LLMSession
+from .formatting import format_prompt, placeholders, to_sample
+from .protocols import Rollout, RolloutError
+from .types import SYSTEM, Candidate, PromptTemplate
+
+__all__ = [
+    "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "probe_score_fn", "render_transcript",
+]
+
+EnvironmentFactory = Callable[[dict], Any]
+"""`(row) -> Environment`, sync or async; called once per rollout for a fresh environment."""
+
+
+class EndpointModel:
+    """A LanguageModel over an Endpoint, sharing the run's LLMSession (its concurrency limit and accounting)."""
+
+    def __init__(self, endpoint: Endpoint, session: LLMSession, role: str) -> None:
+        self.endpoint = endpoint
+        self.session = session
+        self.role = role
+
+    async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
+        completion = await self.session.complete(self.endpoint, messages, role=self.role)
+        return completion.message.content, completion.usage
+
+
+def check_score_fn(score_fn: Any) -> None:
+    """Reject what cannot be a score_fn before any LLM call."""
+    if not callable(score_fn):
+        raise ScoreFnError(f"score_fn must be callable as score_fn(trajectory, sample) -> Score, "
+                           f"but got {type(score_fn).__name__}")
+    try:
+        annotation = inspect.signature(score_fn).return_annotation
+    except (TypeError, ValueError):
+        return
+    if annotation in (inspect.Signature.empty, Score, "Score") or isinstance(annotation, str):
+        return
+    origin = getattr(annotation, "__origin__", None)
+    if isinstance(annotation, type) and not issubclass(annotation, Score) and origin is None:
+        raise ScoreFnError(f"score_fn is annotated to return {annotation.__name__}, but must return a Score")
+
+
+def probe_score_fn(score_fn: ScoreFn, messages: list[Message], sample: Sample) -> None:
+    """Call a *sync* score_fn once on an empty answer: a wrong return type is then a clear error before any LLM
+    call. A score_fn that raises on an empty answer is left alone (it may rightly need a real one)."""
+    if inspect.iscoroutinefunction(score_fn) or inspect.iscoroutinefunction(getattr(score_fn, "__call__", None)):
+        return
+    try:
+        value = score_fn(Trajectory(tuple(messages) + (Message("assistant", ""),)), sample)
+    except Exception:  # noqa: BLE001 - see docstring: raising on an empty answer is allowed
+        return
+    if inspect.isawaitable(value):
+        if hasattr(value, "close"):
+            value.close()
+        return
+    if not isinstance(value, Score):
+        raise ScoreFnError(f"score_fn must return a Score, but returned {type(value).__name__}: {value!r:.200}")
+
+
+def render_transcript(messages: Sequence[Message]) -> str:
+    """The model's side of a rollout as text: answers, tool calls and tool results, in order."""
+    lines: list[str] = []
+    for m in messages:
+        if m.role == "assistant":
+            if m.content:
+                lines.append(m.content)
+            for call in m.tool_calls:
+                lines.append(f"[tool call] {call.name}({json.dumps(dict(call.args), sort_keys=True)})")
+        elif m.role == "tool":
+            lines.append(f"[tool result] {m.content}")
+    return "\n".join(lines)
+
+
+class TemplateTask:
+    """Runs a one-component candidate (`system`) as `base` with that system prompt and those demos."""
+
+    components = (SYSTEM,)
+
+    def __init__(
+        self,
+        base: PromptTemplate,
+        dataset: Sequence[Mapping[str, Any]],
+        endpoint: Endpoint,
+        score_fn: ScoreFn,
+        session: LLMSession,
+        *,
+        environment_factory: EnvironmentFactory | None = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
+    ) -> None:
+        self.base = base
+        self.dataset = dataset
+        self.endpoint = endpoint
+        self.score_fn = score_fn
+        self.session = session
+        self.environment_factory = environment_factory
+        self.max_turns = max_turns
+        self._fields = placeholders(base.user_template)
+
+    async def run(self, candidate: Candidate, index: int) -> Rollout:
+        template = candidate.to_template(self.base)
+        sample = to_sample(self.base, self.dataset, index)
+        messages = format_prompt(template, sample)
+        inputs = {k: str(v) for k, v in sample.input.items()}
+        try:
+            trajectory = await self._trajectory(messages, sample)
+        except AgentError as exc:
+            error = RolloutError("llm" if exc.retryable else _kind(exc.kind), exc.message)
+            # A permanent LLM error (bad request, context too long) is this prompt's failure: a measured 0.
+            score = None if error.kind in ("llm", "environment") else 0.0
+            out = render_transcript(exc.trajectory.messages[len(messages):])
+            return Rollout(index, score, f"rollout failed: {exc.kind}", inputs, out, error,
+                           exc.trajectory.total_usage)
+        usage = trajectory.total_usage
+        output = render_transcript(trajectory.messages[len(messages):])
+        try:
+            score = await _call_score_fn(self.score_fn, trajectory, sample)
+        except Exception as exc:  # noqa: BLE001 - a score_fn bug on one sample is that sample's failure
+            return Rollout(index, None, "", inputs, output,
+                           RolloutError("score_fn", f"{type(exc).__name__}: {exc}"), usage)
+        demo = _demo(messages, trajectory)
+        return Rollout(index, score.reward, score.describe(), inputs, output, None, usage, {SYSTEM: demo})
+
+    def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
+        sample = to_sample(self.base, self.dataset, index)
+        if sample.ground_truth is None:
+            return None
+        user = format_prompt(PromptTemplate("", self.base.user_template), sample)[-1].content
+        truth = sample.ground_truth
+        output = truth if isinstance(truth, str) else json.dumps(truth, sort_keys=True, default=str)
+        return {"input": user, "output": output}
+
+    async def _trajectory(self, messages: list[Message], sample: Sample) -> Trajectory:
+        if self.environment_factory is None:
+            return await run_completion(messages, self.endpoint, session=self.session)
+        try:
+            environment = self.environment_factory(dict(sample.metadata["row"]))
+            if inspect.isawaitable(environment):
+                environment = await environment
+        except Exception as exc:  # noqa: BLE001
+            raise AgentError("environment_error", f"environment_factory failed: {type(exc).__name__}: {exc}",
+                             Trajectory(tuple(messages))) from exc
+        if not isinstance(environment, Environment):
+            raise AgentError("environment_error", f"environment_factory returned {type(environment).__name__}, "
+                             "which has no get_tools()/exec_tool()", Trajectory(tuple(messages)))
+        return await run_agent(messages, self.endpoint, environment, self.max_turns, session=self.session)
+
+
+def _kind(agent_kind: str) -> str:
+    return "environment" if agent_kind == "environment_error" else "prompt"
+
+
+async def _call_score_fn(score_fn: ScoreFn, trajectory: Trajectory, sample: Sample) -> Score:
+    value = score_fn(trajectory, sample)
+    if inspect.isawaitable(value):
+        value = await value
+    if not isinstance(value, Score):
+        raise ScoreFnError(f"score_fn must return a Score, but returned {type(value).__name__}")
+    return value
+
+
+def _demo(prompt: list[Message], trajectory: Trajectory) -> dict[str, Any]:
+    """This rollout as a FewShotExample dict: the user message, the tool-call turns, the final answer."""
+    produced = list(trajectory.messages[len(prompt):])
+    final = ""
+    if produced and produced[-1].role == "assistant" and not produced[-1].tool_calls:
+        final = produced.pop().content
+    out: dict[str, Any] = {"input": prompt[-1].content, "output": final}
+    if produced:
+        out["messages"] = [m.to_openai() for m in produced]
+    return out
+
