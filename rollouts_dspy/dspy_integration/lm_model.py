@@ -37,13 +37,27 @@ class DSPyLanguageModel:
 
     def complete_sync(self, messages: Sequence[Message]) -> tuple[str, Usage]:
         with dspy.track_usage() as tracker:
-            outputs = self.lm(messages=[m.to_openai() for m in messages])
+            text = self._call(messages)
         usage = usage_of(tracker)
         self.calls += 1
         self.usage = self.usage + usage
+        return text, usage
+
+    def _call(self, messages: Sequence[Message]) -> str:
+        if isinstance(self.lm, dspy.LM):
+            # dspy 3.4's normalized request (OpenAI-style `messages=` dicts are deprecated there).
+            from dspy import lm15
+
+            system = "\n\n".join(m.content for m in messages if m.role == "system") or None
+            turns = tuple(
+                lm15.Message.assistant(m.content) if m.role == "assistant" else lm15.Message.user(m.content)
+                for m in messages if m.role != "system"
+            )
+            return str(self.lm(lm15.Request(model=self.lm.model, messages=turns, system=system)).text or "")
+        outputs = self.lm(messages=[m.to_openai() for m in messages])
         if not outputs:
             raise RuntimeError(f"{getattr(self.lm, 'model', self.lm)!r} returned no completion")
-        return _text(outputs[0]), usage
+        return _text(outputs[0])
 
     async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
         return await asyncio.to_thread(self.complete_sync, list(messages))
