@@ -1,0 +1,89 @@
+"""`run_gepa`: the rollouts front door. Builds the run's LLMSession, TemplateTask and reflection model, checks
+everything before the first LLM call, runs the engine and converts its outcome to an OptimizationResult."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from ...dtypes import Endpoint, ScoreFn
+from ...errors import ConfigError, DatasetError
+from ...llm import LLMSession
+from ..events import LinePrinter, Reporter
+from ..formatting import format_prompt, to_sample, validate_dataset
+from ..template_task import EndpointModel, EnvironmentFactory, TemplateTask, check_score_fn, probe_score_fn
+from ..types import Candidate, OptimizationResult, PromptTemplate
+from .config import GEPAConfig
+from .runner import optimize_gepa
+
+__all__ = ["run_gepa"]
+
+
+def _dataset_hash(dataset: Sequence[Any]) -> str:
+    blob = json.dumps(list(dataset), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _validate(initial: PromptTemplate, config: GEPAConfig, dataset: Sequence[Any], score_fn: ScoreFn,
+              environment_factory: EnvironmentFactory | None) -> None:
+    if not isinstance(initial, PromptTemplate):
+        raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial).__name__}")
+    if not isinstance(config, GEPAConfig):
+        raise ConfigError(f"config must be a GEPAConfig, but got {type(config).__name__}")
+    validate_dataset(initial, dataset, config.train_seeds, what="train_seeds")
+    validate_dataset(initial, dataset, config.val_seeds, what="val_seeds")
+    if not config.train_seeds:
+        raise DatasetError("train_seeds is empty")
+    check_score_fn(score_fn)
+    if environment_factory is not None and not callable(environment_factory):
+        raise TypeError(f"environment_factory must be callable as factory(row) -> Environment, "
+                        f"but got {type(environment_factory).__name__}")
+    first = config.train_seeds[0]
+    probe_score_fn(score_fn, format_prompt(initial, dataset[first]), to_sample(initial, dataset, first))
+    if config.overlap:
+        warnings.warn(f"GEPAConfig: train_seeds and val_seeds share {len(config.overlap)} indices "
+                      f"(e.g. {list(config.overlap[:5])}); the validation score is then not held out",
+                      UserWarning, stacklevel=3)
+
+
+async def run_gepa(
+    initial_template: PromptTemplate,
+    config: GEPAConfig,
+    dataset: Sequence[dict[str, Any]],
+    endpoint: Endpoint,
+    mutation_endpoint: Endpoint,
+    score_fn: ScoreFn,
+    environment_factory: EnvironmentFactory | None = None,
+    *,
+    reporter: Reporter | None = None,
+    progress: bool = True,
+) -> OptimizationResult:
+    """Optimize `initial_template.system` with GEPA (see docs/readme/gepa.md).
+
+    Rollouts run on `endpoint` (through the agent loop when `environment_factory` is given, a fresh environment
+    per sample); reflective mutations (and LLM merges) on `mutation_endpoint`. Progress: one line per generation
+    on stderr by default; pass `reporter` to receive the events yourself, or `progress=False` for silence.
+    Everything is validated before the first LLM call.
+    """
+    _validate(initial_template, config, dataset, score_fn, environment_factory)
+    if reporter is None and progress:
+        reporter = LinePrinter()
+    session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
+    task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
+                        environment_factory=environment_factory)
+    reflection = EndpointModel(mutation_endpoint, session, "reflection")
+    world = {
+        "dataset": _dataset_hash(dataset),
+        "user_template": initial_template.user_template,
+        "endpoint": endpoint.identity(),
+        "mutation_endpoint": mutation_endpoint.identity(),
+        "agent": environment_factory is not None,
+    }
+    outcome = await optimize_gepa(task, reflection, Candidate.from_template(initial_template), config,
+                                  reporter=reporter, fingerprint=world)
+    usage = {role: stats.to_dict() for role, stats in sorted(session.stats.items())}
+    return outcome.to_result(initial_template, method="gepa", seed=config.seed, usage=usage,
+                             config=config.to_dict())

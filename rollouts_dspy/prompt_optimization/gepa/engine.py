@@ -1,0 +1,200 @@
+"""The GEPA engine's decisions: pure functions of (config, seed, generation, state).
+
+`plan_generation` is the "ask": which children to make (parents, crossover or copy, mutate or not, which component,
+which rollouts the reflection sees). The shell (runner.py) carries the plans out and hands the measured results
+back to `finish_generation`, the "tell". Nothing here awaits, prints or reads the clock, so replaying a
+generation from a checkpoint makes exactly the same decisions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..types import Candidate, GenerationStats
+from .config import GEPAConfig
+from .merge import crossover_candidates
+from .pareto import TIE, complementary_parent, frontier, sample_parent
+from .selection import rank_by_mean
+from .state import Entry, GEPAState
+
+__all__ = [
+    "ChildPlan",
+    "accepts",
+    "choose_best",
+    "gating_minibatch",
+    "is_perfect",
+    "plan_generation",
+    "rng_for",
+    "validation_order",
+    "validation_reserve",
+]
+
+
+def rng_for(config: GEPAConfig, generation: int, purpose: str) -> random.Random:
+    """The RNG of one decision: derived from (seed, generation, purpose) only, so nothing needs saving."""
+    return random.Random(f"gepa:{config.seed}:{generation}:{purpose}")
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """One child to make. `base` is the copy of the first parent or the section-wise merge of both; `mutate`
+    says whether the rate asked for a reflective mutation of `component` (the shell also mutates whenever the
+    child would equal a known candidate); the reflection is shown the rollouts of `reflect_on` on `shown`."""
+
+    slot: int
+    parents: tuple[str, ...]
+    base: Candidate
+    mutate: bool
+    component: str
+    reflect_on: str
+    shown: tuple[int, ...]
+
+    @property
+    def crossover(self) -> bool:
+        return len(self.parents) == 2
+
+
+def _shown(entry: Entry, config: GEPAConfig, rng: random.Random) -> tuple[int, ...]:
+    """Training samples to show the reflection: failures first (where there is most to learn), seeded."""
+    order = list(config.train_seeds)
+    rng.shuffle(order)
+    top = config.perfect_score
+
+    def failed(i: int) -> bool:
+        score = entry.train.get(i)
+        return score is None or (top is not None and score < top - TIE) or (top is None and score <= 0)
+
+    ranked = [i for i in order if failed(i)] + [i for i in order if not failed(i)]
+    return tuple(ranked[: config.reflection_minibatch_size])
+
+
+def _scores(state: GEPAState) -> dict[str, dict[int, float]]:
+    return {e.id: e.train for e in state.full_entries()}
+
+
+def plan_generation(state: GEPAState, config: GEPAConfig, components: Sequence[str]) -> list[ChildPlan]:
+    """The children of generation `state.generation`. Generation 0: population_size - 1 reflective mutations of
+    the initial candidate. Later: population_size - elite_size children of parents drawn from the Pareto
+    frontier of every fully evaluated candidate, each a merge of two complementary parents with probability
+    crossover_rate, else a copy of one, mutated with probability mutation_rate."""
+    g = state.generation
+    rng = rng_for(config, g, "plan")
+    entries = state.entries
+    if g == 0:
+        root = next(iter(entries.values()))
+        return [
+            ChildPlan(s, (root.id,), root.candidate, True, components[s % len(components)], root.id,
+                      _shown(root, config, rng))
+            for s in range(config.population_size - 1)
+        ]
+    scores = _scores(state)
+    if not scores:
+        return []
+    wins = frontier(scores, config.train_seeds)
+    ranked = rank_by_mean({cid: entries[cid].train_mean for cid in scores})
+    plans = []
+    for s in range(config.population_size - config.elite_size):
+        first = sample_parent(rng, wins)
+        parents: tuple[str, ...] = (first,)
+        base = entries[first].candidate
+        if rng.random() < config.crossover_rate:
+            second = complementary_parent(rng, wins, first, ranked)
+            if second is not None:
+                parents = (first, second)
+                base = crossover_candidates(base, entries[second].candidate, rng)
+        mutate = rng.random() < config.mutation_rate
+        component = components[(g + s) % len(components)]
+        plans.append(ChildPlan(s, parents, base, mutate, component, first, _shown(entries[first], config, rng)))
+    return plans
+
+
+def gating_minibatch(state: GEPAState, config: GEPAConfig) -> tuple[int, ...] | None:
+    """The seeded training subset this generation's children must improve on before a full evaluation
+    (shared by all children, so they are compared on equal terms); None without minibatch gating."""
+    size = config.minibatch_size
+    if size is None or size >= len(config.train_seeds):
+        return None
+    return tuple(sorted(rng_for(config, state.generation, "minibatch").sample(config.train_seeds, size)))
+
+
+def accepts(child: Entry, parents: Sequence[Entry], batch: Sequence[int]) -> bool:
+    """A child earns a full evaluation when its total on the minibatch beats its best parent's (strictly)."""
+    measured = [i for i in batch if i in child.train]
+    if not measured:
+        return False
+    own = sum(child.train[i] for i in measured)
+    best = max(sum(p.train.get(i, 0.0) for i in measured) for p in parents)
+    return own > best + TIE
+
+
+def is_perfect(entry: Entry, config: GEPAConfig) -> bool:
+    top = config.perfect_score
+    if top is None or not entry.full or len(entry.train) < len(config.train_seeds):
+        return False
+    return min(entry.train.values()) >= top - TIE
+
+
+def population_stats(state: GEPAState, g: int, evaluated: int, rollouts: int, elapsed: float) -> GenerationStats:
+    means = [m for cid in state.population if (m := state.entries[cid].train_mean) is not None
+             and state.entries[cid].full]
+    return GenerationStats(
+        generation=g, best_score=max(means, default=0.0), mean_score=sum(means) / len(means) if means else 0.0,
+        num_evaluated=evaluated, rollouts_used=rollouts, tokens=state.tokens, cost_usd=state.cost_usd,
+        elapsed_seconds=elapsed,
+    )
+
+
+def next_population(state: GEPAState, config: GEPAConfig, children: Sequence[str]) -> list[str]:
+    """Elites (the elite_size best of the current population by training mean, unchanged) plus the children
+    that were fully evaluated; generation 0 keeps the initial candidate and its children."""
+    full = [cid for cid in state.population if state.entries[cid].full]
+    keep = full if state.generation == 0 else rank_by_mean(
+        {cid: state.entries[cid].train_mean for cid in full})[: config.elite_size]
+    out = list(keep)
+    for cid in children:
+        if cid not in out and state.entries[cid].full:
+            out.append(cid)
+    return out
+
+
+def validation_order(state: GEPAState, config: GEPAConfig) -> list[str]:
+    """The candidates to score on val_seeds, most promising first: the best by training mean, then the Pareto
+    survivors (most wins first), then the rest by mean; at most val_candidates of them."""
+    scores = _scores(state)
+    if not scores:
+        return [next(iter(state.entries))] if state.entries else []
+    ranked = rank_by_mean({cid: state.entries[cid].train_mean for cid in scores})
+    wins = frontier(scores, config.train_seeds)
+    front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
+    order = list(dict.fromkeys([ranked[0], *front, *ranked]))
+    return order[: config.val_candidates]
+
+
+def validation_reserve(config: GEPAConfig) -> int:
+    """Rollouts kept back from the search for validation: val_candidates x len(val_seeds), reduced (down to no
+    reserve) when the budget could not then pay for one full training evaluation."""
+    if config.max_rollouts is None or not config.val_seeds:
+        return 0
+    n = config.val_candidates
+    while n > 0 and config.max_rollouts - n * len(config.val_seeds) < len(config.train_seeds):
+        n -= 1
+    return n * len(config.val_seeds)
+
+
+def choose_best(state: GEPAState, config: GEPAConfig, validated: Sequence[str]) -> str:
+    """The best candidate: highest validation mean among those validated on every val sample (ties: training
+    mean, then age); without validation results, the best by training mean; else the initial candidate."""
+    complete = [cid for cid in validated if len(state.entries[cid].val) == len(config.val_seeds) and config.val_seeds]
+    if complete:
+        def key(cid: str) -> tuple[float, float]:
+            e = state.entries[cid]
+            return (sum(e.val.values()) / len(e.val), e.train_mean or 0.0)
+
+        best = max(key(c) for c in complete)
+        return next(c for c in state.entries if c in complete and key(c) == best)
+    scores = _scores(state)
+    if scores:
+        return rank_by_mean({cid: state.entries[cid].train_mean for cid in scores})[0]
+    return next(iter(state.entries))

@@ -1,0 +1,191 @@
+"""Reflective mutation: show a model one component's instruction and a few scored rollouts with their feedback,
+let it diagnose the failures and write a complete new instruction; parse that answer robustly.
+
+The request is built from `Rollout.inputs`, `.output`, `.score` and `.feedback` only, so the same code serves
+templates (`mutate_template`) and the engine's multi-component candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ...dtypes import Endpoint, Message, Usage
+from ...llm import LLMSession
+from ..protocols import LanguageModel, Rollout
+from ..types import SYSTEM, Candidate, PromptTemplate
+
+__all__ = [
+    "MIN_CHARS",
+    "MutationError",
+    "MutationRejected",
+    "Reflection",
+    "mutate_template",
+    "parse_instruction",
+    "reflect",
+    "reflection_messages",
+]
+
+MIN_CHARS = 20
+"""An answer shorter than this is never a complete instruction."""
+MIN_LENGTH_RATIO = 0.25
+"""An answer shorter than this fraction of the current instruction is taken as truncated."""
+FIELD_CHARS = 2000
+"""Each rendered input, output and feedback is cut to this many characters to bound the request."""
+
+_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.S)
+_REFUSAL = re.compile(r"^\W*(?:i'?m sorry|i am sorry|sorry\b|i cannot|i can'?t|i can not|i won'?t|as an ai\b)",
+                      re.I)
+
+
+class MutationRejected(ValueError):
+    """One mutation answer that cannot be adopted; `reason` says why (empty, truncated, unchanged, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MutationError(RuntimeError):
+    """Every attempt of a mutation was rejected or the model failed; `reasons` lists why, attempt by attempt."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("mutation failed: " + "; ".join(reasons))
+        self.reasons = tuple(reasons)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def parse_instruction(answer: str, current: str) -> str:
+    """The new instruction in a model's answer: the last complete ``` block, else the whole text.
+
+    Raises MutationRejected when it is empty, a refusal, garbage, too short or truncated (shorter than
+    MIN_CHARS or than MIN_LENGTH_RATIO of `current`; an opened ``` block that never closes), or unchanged
+    from `current` up to whitespace.
+    """
+    text = answer or ""
+    blocks = _FENCE.findall(text)
+    if text.count("```") % 2 == 1:
+        raise MutationRejected("truncated: a ``` block was opened but never closed")
+    if blocks:
+        text = blocks[-1]
+    else:
+        text = text.strip().strip("`")
+    text = text.strip()
+    if not text:
+        raise MutationRejected("empty answer")
+    if _REFUSAL.match(text):
+        raise MutationRejected(f"refusal: {text[:60]!r}")
+    visible = [c for c in text if not c.isspace()]
+    if sum(c.isalpha() for c in visible) < 0.5 * len(visible) or len(text.split()) < 3:
+        raise MutationRejected(f"garbage: {text[:60]!r}")
+    if len(text) < MIN_CHARS:
+        raise MutationRejected(f"too short ({len(text)} characters)")
+    if len(text) < MIN_LENGTH_RATIO * len(current.strip()):
+        raise MutationRejected(f"truncated ({len(text)} characters, the current instruction has "
+                               f"{len(current.strip())})")
+    if _normalized(text) == _normalized(current):
+        raise MutationRejected("unchanged: identical to the current instruction")
+    return text
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= FIELD_CHARS else text[:FIELD_CHARS] + " [...]"
+
+
+def _render(n: int, rollout: Rollout) -> str:
+    inputs = "\n".join(f"{k}: {_cut(str(v))}" for k, v in rollout.inputs.items()) or "(none)"
+    score = "not measured" if rollout.score is None else f"{rollout.score:g}"
+    feedback = rollout.feedback or (rollout.error.detail if rollout.error else "") or "(none)"
+    return (f"## Example {n}\nInputs:\n{inputs}\nResponse:\n{_cut(rollout.output) or '(no answer)'}\n"
+            f"Score: {score}\nFeedback: {_cut(feedback)}")
+
+
+def reflection_messages(instruction: str, rollouts: Sequence[Rollout], component: str = SYSTEM) -> list[Message]:
+    """The request that asks for a better instruction for `component`, grounded in `rollouts`."""
+    step = "" if component == SYSTEM else f' (the step called "{component}" of a larger program)'
+    if rollouts:
+        shown = "\n\n".join(_render(n, r) for n, r in enumerate(rollouts, 1))
+        evidence = (
+            "Here is how the assistant did with these instructions on some inputs. Each example gives the inputs, "
+            "the assistant's response (with any tool calls and their results), the score it earned (higher is "
+            f"better) and the evaluator's feedback.\n\n{shown}\n\n"
+            "First diagnose the failures: which inputs went wrong, what the feedback says the right behaviour "
+            "is, and which facts, conventions or strategies the assistant was missing."
+        )
+    else:
+        evidence = "No worked examples are available; reason about where the instructions are vague or incomplete."
+    text = (
+        f"You are improving the instructions given to an AI assistant{step}. Its current instructions:\n\n"
+        f"```\n{instruction}\n```\n\n{evidence}\n\n"
+        "Then write a complete, improved version of the instructions: keep what already works, and add precise "
+        "guidance that fixes the failures, including concrete rules or facts taken from the feedback where they "
+        "generalize. Write the whole instructions, not a summary or a list of changes, and put them inside one "
+        "``` block at the end of your answer."
+    )
+    return [Message("user", text)]
+
+
+@dataclass(frozen=True)
+class Reflection:
+    """The outcome of one reflective mutation: the new instruction (None when dropped), why attempts were
+    rejected, and what all attempts cost."""
+
+    instruction: str | None
+    rejected: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+
+
+async def reflect(
+    model: LanguageModel,
+    messages: Sequence[Message],
+    current: str,
+    *,
+    attempts: int,
+) -> Reflection:
+    """Ask `model` for a new instruction (retrying with a varied request after a rejected answer) and parse it.
+    A model that raises ends the mutation at once: its own retries are already spent."""
+    request = list(messages)
+    rejected: list[str] = []
+    usage = Usage()
+    for _ in range(attempts):
+        try:
+            answer, cost = await model.complete(request)
+        except Exception as exc:  # noqa: BLE001 - a failed mutation drops the child, never the run
+            rejected.append(f"model error: {type(exc).__name__}: {exc}"[:300])
+            break
+        usage = usage + cost
+        try:
+            return Reflection(parse_instruction(answer, current), tuple(rejected), usage)
+        except MutationRejected as exc:
+            rejected.append(exc.reason)
+            request = [*messages, Message("assistant", answer or "(empty)"), Message(
+                "user", f"That answer could not be used ({exc.reason}). Reply again with the complete new "
+                "instructions, changed to fix the failures, inside one ``` block.")]
+    return Reflection(None, tuple(rejected), usage)
+
+
+async def mutate_template(
+    template: PromptTemplate,
+    endpoint: Endpoint,
+    generation: int,
+    *,
+    rollouts: Sequence[Rollout] = (),
+    session: LLMSession | None = None,
+    attempts: int = 3,
+) -> PromptTemplate:
+    """A reflective mutation of `template.system` by the model at `endpoint`, grounded in `rollouts` of the
+    template on training samples (their inputs, answers, scores and feedback). Returns a new template of
+    `generation`; raises MutationError when every attempt was rejected or the model failed."""
+    from ..template_task import EndpointModel
+
+    model = EndpointModel(endpoint, session or LLMSession(), "reflection")
+    outcome = await reflect(model, reflection_messages(template.system, rollouts), template.system,
+                            attempts=attempts)
+    if outcome.instruction is None:
+        raise MutationError(outcome.rejected)
+    child = Candidate.from_template(template).with_instruction(SYSTEM, outcome.instruction)
+    return child.to_template(template, generation=generation)
