@@ -117,7 +117,7 @@ class Conversation:
     def demo_pairs(self) -> list[tuple[str, str]]:
         """(user text, assistant text) for each user turn directly answered by an assistant text turn."""
         pairs = []
-        for prev, cur in zip(self.history, self.history[1:]):
+        for prev, cur in zip(self.history, self.history[1:], strict=False):
             if prev.get("role") == "user" and cur.get("role") == "assistant" and message_text(cur).strip():
                 pairs.append((message_text(prev), message_text(cur)))
         return pairs

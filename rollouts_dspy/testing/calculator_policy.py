@@ -7,7 +7,6 @@ progress from the tool results after the last user message and emits the next si
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,7 +87,12 @@ def _next_call(
 ) -> ToolCallSpec | str:
     """The next tool call, or the closing text once complete_task has been answered."""
     results = [message_text(m) for m in after if m.get("role") == "tool"]
-    called = [c.get("function", {}).get("name") for m in after if m.get("role") == "assistant" for c in m.get("tool_calls") or ()]
+    called = [
+        c.get("function", {}).get("name")
+        for m in after
+        if m.get("role") == "assistant"
+        for c in m.get("tool_calls") or ()
+    ]
     complete = tools["complete_task"]
     if "complete_task" in called:
         final = problem.evaluate()

@@ -86,7 +86,7 @@ def _cued(text: str, labels: Sequence[str]) -> list[Evidence]:
 
 def _demo_pairs(messages: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> list[Evidence]:
     found = []
-    for prev, cur in zip(messages, messages[1:]):
+    for prev, cur in zip(messages, messages[1:], strict=False):
         if prev.get("role") != "user" or cur.get("role") != "assistant":
             continue
         text = message_text(cur)
@@ -104,6 +104,10 @@ def find_evidence(messages: Sequence[Mapping[str, Any]], labels: Sequence[str]) 
     """All evidence in a request's messages, in order."""
     found: list[Evidence] = []
     for message in messages:
-        found.extend(_cued(message_text(message), labels))
+        text = message_text(message)
+        # Scan DSPy fields one by one so a field's context never spans unrelated fields.
+        fields = parse_fields(text) if "[[ ## " in text else {}
+        for value in fields.values() if fields else [text]:
+            found.extend(_cued(value, labels))
     found.extend(_demo_pairs(messages, labels))
     return found

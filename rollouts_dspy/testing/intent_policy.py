@@ -23,14 +23,15 @@ REASONING_SENTENCE = "I compared the query with the instructions and the example
 
 
 def weak_guess(query: str, labels: Sequence[str]) -> str:
-    """The label whose name-words share most 4-letter prefixes with the query's words (ties: label order)."""
+    """A literal-minded guess: the label ALL of whose name-words (split on "_", stopwords ignored) occur in the
+    query by their 4-letter prefixes; the label with most such words wins, ties go to the earlier label, and with
+    no such label the first label is answered."""
     query_prefixes = {w[:4] for w in words(query)}
     best_label, best_score = labels[0], 0
     for label in labels:
-        name_words = {w for w in words(label.replace("_", " ")) if w not in STOPWORDS}
-        score = sum(1 for w in name_words if w[:4] in query_prefixes)
-        if score > best_score:
-            best_label, best_score = label, score
+        name_words = {w[:4] for w in words(label.replace("_", " ")) if w not in STOPWORDS}
+        if name_words and name_words <= query_prefixes and len(name_words) > best_score:
+            best_label, best_score = label, len(name_words)
     return best_label
 
 

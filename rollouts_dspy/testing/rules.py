@@ -26,7 +26,7 @@ _CONDITION = re.compile(
 )
 _QUOTED = re.compile(r"\"([^\"\n]+)\"|\u201c([^\u201d\n]+)\u201d|(?<![\w])'([^'\n]+)'(?![\w])")
 _VERB = re.compile(
-    r"^[\s,;:.)\-]*(?:then\s+)?(?:answer(?:\s+with)?|respond\s+with|reply\s+with|classify(?:\s+it)?\s+as"
+    r"[\s,;:.)\-]*(?:then\s+)?(?:answer(?:\s+with)?|respond\s+with|reply\s+with|classify(?:\s+it)?\s+as"
     r"|label\s+it(?:\s+as)?|output|return|the\s+(?:intent|label|answer)\s+is)\s*[:=\-]?\s*[`\"'*\u201c]*"
     r"(?P<label>[A-Za-z0-9_?'\-]+)",
     re.I,

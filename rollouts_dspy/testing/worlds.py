@@ -266,12 +266,12 @@ def _apply(op: str, a: float, b: float) -> float:
     return a / b
 
 
-def _pick_op(value: float, rng: random.Random, zero_ok: bool) -> tuple[str, int]:
+def _pick_op(value: float, rng: random.Random, zero: bool) -> tuple[str, int]:
+    if zero:
+        return "divide", 0
     op = rng.choice(_OPS)
     if op != "divide":
         return op, rng.randint(1, 20)
-    if zero_ok:
-        return op, 0
     # Keep division exact so answers stay integers.
     divisors = [d for d in range(2, 21) if value.is_integer() and value != 0 and value % d == 0]
     return ("divide", rng.choice(divisors)) if divisors else ("add", rng.randint(1, 20))
@@ -293,7 +293,7 @@ def generate_arithmetic_problems(n: int, seed: int = 0, with_zero_division: bool
         ops: list[tuple[str, float]] = []
         value = float(start)
         for i in range(n_ops):
-            op, x = _pick_op(value, rng, zero_ok=i == zero_at)
+            op, x = _pick_op(value, rng, zero=i == zero_at)
             ops.append((op, float(x)))
             if not (op == "divide" and x == 0):
                 value = _apply(op, value, x)
