@@ -80,10 +80,13 @@ class _Run:
         self.state.save(self.config.storage)
 
     def _candidate(self, choice: Choice) -> Candidate:
-        cand = self.initial
+        instructions, demos = dict(self.initial.instructions), dict(self.initial.demos)
         for c, (i, d) in choice.items():
-            cand = cand.with_instruction(c, self.state.instructions[c][i]).with_demos(c, self.state.demo_sets[c][d])
-        return cand
+            instructions[c] = self.state.instructions[c][i]
+            demos[c] = tuple(self.state.demo_sets[c][d])
+            if not demos[c]:
+                del demos[c]  # no demos and an empty tuple are one candidate (same key, equal values)
+        return Candidate(instructions, demos)
 
     def _scores(self, candidate: Candidate, indices: Sequence[int]) -> dict[int, float]:
         return {i: r.score for i, r in self.evaluator.cached(candidate, indices).items() if r.score is not None}
