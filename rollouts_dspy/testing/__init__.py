@@ -6,7 +6,6 @@ policies make a better prompt really score better. See `server`, `policies` and 
 
 from .faults import FAULT_KINDS, FaultConfig
 from .policies import PolicyConfig, PolicyReply, respond
-from .server import ScriptedServer, ServerStats
 from .worlds import (
     QUICKSTART_INTENTS,
     CalculatorWorld,
@@ -14,6 +13,16 @@ from .worlds import (
     generate_arithmetic_problems,
     generate_intent_queries,
 )
+
+
+# The server module loads lazily so `python -m rollouts_dspy.testing.server` does not import it twice.
+def __getattr__(name: str) -> object:
+    if name in ("ScriptedServer", "ServerStats"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FAULT_KINDS",
