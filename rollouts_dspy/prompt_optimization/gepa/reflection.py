@@ -56,7 +56,7 @@ class MutationError(RuntimeError):
 
 
 def _normalized(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(text.split()).casefold()
 
 
 def parse_instruction(answer: str, current: str) -> str:
@@ -88,7 +88,7 @@ def parse_instruction(answer: str, current: str) -> str:
         raise MutationRejected(f"truncated ({len(text)} characters, the current instruction has "
                                f"{len(current.strip())})")
     if _normalized(text) == _normalized(current):
-        raise MutationRejected("unchanged: identical to the current instruction")
+        raise MutationRejected("unchanged: identical to the current instruction (up to case and whitespace)")
     return text
 
 

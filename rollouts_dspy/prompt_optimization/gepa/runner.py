@@ -31,6 +31,19 @@ from .state import Entry, GEPAState, load_checkpoint, message_digest, save_check
 __all__ = ["optimize_gepa"]
 
 
+async def _gather_all(coros: Sequence[Any]) -> list[Any]:
+    """asyncio.gather that, when one call fails or the run is interrupted, cancels and awaits the others, so no
+    orphaned call keeps spending (or finishes after the checkpoint was written)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class _ReplayModel:
     """The reflection model with its answers remembered by request: a resumed run gets the same answers (and
     pays nothing for them), and identical concurrent requests share one call."""
@@ -125,7 +138,7 @@ class _Shell:
             if room is not None:
                 room -= min(need, room)
             launched.append((entry, indices))
-        results = await asyncio.gather(*(self.evaluator.evaluate(e.candidate, ix) for e, ix in launched))
+        results = await _gather_all([self.evaluator.evaluate(e.candidate, ix) for e, ix in launched])
         for (entry, indices), rollouts in zip(launched, results, strict=True):
             entry.absorb(rollouts, split)
             if split == "train" and len(indices) == len(self.config.train_seeds):
@@ -175,7 +188,7 @@ class _Shell:
             root.full = bool(root.train)
             state.population = [root.id]
         plans = engine.plan_generation(state, config, self.components)
-        made = await asyncio.gather(*(self.make_child(p) for p in plans))
+        made = await _gather_all([self.make_child(p) for p in plans])
         new: list[tuple[Entry, engine.ChildPlan]] = []
         known: list[str] = []
         rejected: list[str] = []

@@ -1,0 +1,168 @@
+"""The engine through its async shell, on in-process fakes of the Task and LanguageModel seams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from rollouts_dspy.errors import CheckpointError
+from rollouts_dspy.prompt_optimization.events import RunFinished, RunStarted, RunWarning, StepFinished
+from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, optimize_gepa
+from rollouts_dspy.prompt_optimization.types import Candidate
+
+from gepa_helpers import FakeReflection, FakeTask
+
+INITIAL = Candidate({"system": "Answer the question well."})
+
+
+def config(**kw) -> GEPAConfig:
+    params = dict(population_size=5, generations=4, elite_size=2, mutation_rate=0.5, crossover_rate=0.5,
+                  train_seeds=tuple(range(12)), val_seeds=tuple(range(12, 24)), reflection_minibatch_size=3)
+    params.update(kw)
+    return GEPAConfig(**params)
+
+
+async def test_reflective_search_improves_and_keeps_lineage():
+    task, model = FakeTask(), FakeReflection()
+    events = []
+    out = await optimize_gepa(task, model, INITIAL, config(), reporter=events.append)
+    initial, best = out.records[0], out.record(out.best_id)
+    assert initial.origin == "initial" and initial.train_mean == 0.0
+    assert best.val_mean > 0.3 and best.train_mean > initial.train_mean
+    assert len(out.history) == 4 and [h.generation for h in out.history] == [0, 1, 2, 3]
+    ids = {r.id for r in out.records}
+    for r in out.records[1:]:
+        assert r.parents and set(r.parents) <= ids and r.origin != "initial"
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    assert sum(isinstance(e, StepFinished) for e in events) == 4
+
+
+async def test_no_prompt_is_ever_evaluated_twice_on_a_sample():
+    task = FakeTask()
+    out = await optimize_gepa(task, FakeReflection(), INITIAL, config(generations=5))
+    counts = Counter(task.runs)
+    assert counts and max(counts.values()) == 1
+    assert len({r.candidate.key for r in out.records}) == len(out.records)
+    assert out.rollouts_used == len(task.runs)
+
+
+@pytest.mark.parametrize("limit", [7, 40, 61, 100])
+async def test_the_rollout_budget_is_never_exceeded(limit):
+    task = FakeTask()
+    out = await optimize_gepa(task, FakeReflection(), INITIAL, config(max_rollouts=limit, minibatch_size=4))
+    assert len(task.runs) <= limit and out.rollouts_used <= limit
+    assert out.best_id in {r.id for r in out.records}
+    if limit >= 61:
+        # Room was kept back for validating the top candidates on every validation sample.
+        assert len(out.record(out.best_id).val_scores) == 12
+
+
+async def test_a_generation_runs_its_calls_together_within_max_concurrent():
+    task, model = FakeTask(delay=0.01), FakeReflection(delay=0.01)
+    await optimize_gepa(task, model, INITIAL, config(max_concurrent=6, population_size=6, elite_size=1))
+    assert 1 < task.max_in_flight <= 6
+    assert 1 < model.max_in_flight <= 6
+
+
+async def test_failed_rollouts_are_not_scores_and_an_all_failed_candidate_is_never_best():
+    task = FakeTask(fail=frozenset(range(0, 24, 2)))
+    out = await optimize_gepa(task, FakeReflection(), INITIAL, config())
+    for r in out.records:
+        assert not set(r.train_scores) & set(range(0, 24, 2))
+    assert out.records[0].failures >= 6
+    everything_fails = FakeTask(fail=frozenset(range(24)))
+    out = await optimize_gepa(everything_fails, FakeReflection(), INITIAL, config(generations=2))
+    assert out.record(out.best_id).train_mean is None and out.best_id == out.records[0].id
+
+
+async def test_garbage_or_empty_reflection_answers_leave_the_run_intact():
+    events = []
+    model = FakeReflection(answers=["", "???", "```\nok\n```", "I'm sorry, I cannot help with that request."])
+    out = await optimize_gepa(FakeTask(), model, INITIAL, config(), reporter=events.append)
+    assert [r.id for r in out.records] == [out.best_id] and out.stop_reason == "generations"
+    assert any(isinstance(e, RunWarning) and "rejected" in e.message for e in events)
+    # Every child tried mutation_attempts times (identical requests share one answer).
+    assert 3 * 4 < len(model.calls) <= 4 * 3 + 3 * 3 * 3
+
+
+async def test_each_component_of_a_multi_component_candidate_gets_mutated():
+    task = FakeTask(components=("first", "second"))
+    initial = Candidate({"first": "Step one.", "second": "Step two."})
+    out = await optimize_gepa(task, FakeReflection(), initial, config())
+    changed = Counter(name for r in out.records[1:] for name in ("first", "second")
+                      if r.candidate.instructions[name] != initial.instructions[name])
+    assert changed["first"] and changed["second"]
+
+
+async def test_minibatch_gating_spends_full_evaluations_only_on_improvers():
+    task = FakeTask()
+    out = await optimize_gepa(task, FakeReflection(), INITIAL,
+                              config(minibatch_size=3, train_seeds=tuple(range(24)), val_seeds=()))
+    partial = [r for r in out.records if len(r.train_scores) < 24]
+    assert partial and all(len(r.train_scores) == 3 for r in partial)
+
+
+async def test_the_search_stops_early_on_a_perfect_training_score():
+    out = await optimize_gepa(FakeTask(words=1), FakeReflection(), INITIAL, config(generations=10))
+    assert out.stop_reason == "perfect_score" and len(out.history) < 10
+    assert out.record(out.best_id).train_mean == 1.0
+
+
+async def test_same_seed_same_answers_same_result():
+    a = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=3, minibatch_size=4))
+    b = await optimize_gepa(FakeTask(delay=0.003), FakeReflection(delay=0.002), INITIAL,
+                            config(seed=3, minibatch_size=4))
+    assert a.records == b.records and a.best_id == b.best_id and a.rollouts_used == b.rollouts_used
+
+
+async def test_an_interrupted_run_resumes_without_rerunning_finished_rollouts(tmp_path):
+    full = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=5))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(event):
+        if isinstance(event, StepFinished) and event.stats.generation == 1:
+            raise Stop
+
+    first_task = FakeTask()
+    with pytest.raises(Stop):
+        await optimize_gepa(first_task, FakeReflection(), INITIAL, config(seed=5, checkpoint_dir=str(tmp_path)),
+                            reporter=stop_after_two)
+    second_task = FakeTask()
+    resumed = await optimize_gepa(second_task, FakeReflection(), INITIAL,
+                                  config(seed=5, checkpoint_dir=str(tmp_path)))
+    assert not set(first_task.runs) & set(second_task.runs)
+    assert resumed.records == full.records and resumed.best_id == full.best_id
+    assert resumed.rollouts_used == full.rollouts_used
+    assert [h.best_score for h in resumed.history] == [h.best_score for h in full.history]
+
+
+async def test_a_run_cancelled_mid_generation_keeps_its_finished_rollouts(tmp_path):
+    full = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=2))
+    first = FakeTask()
+    run = asyncio.ensure_future(
+        optimize_gepa(first, FakeReflection(), INITIAL, config(seed=2, checkpoint_dir=str(tmp_path))))
+    while len(first.finished) < 42:  # what Ctrl-C does to asyncio.run: cancel the run in the middle of gen 1
+        await asyncio.sleep(0.001)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    second = FakeTask()
+    resumed = await optimize_gepa(second, FakeReflection(), INITIAL, config(seed=2, checkpoint_dir=str(tmp_path)))
+    assert len(first.finished) > 42 - 1 and not set(first.finished) & set(second.runs)
+    assert resumed.records == full.records and resumed.best_id == full.best_id
+    assert resumed.rollouts_used == full.rollouts_used
+
+
+async def test_resuming_with_other_settings_is_a_clear_error(tmp_path):
+    await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(generations=1, checkpoint_dir=str(tmp_path)))
+    with pytest.raises(CheckpointError, match="seed"):
+        await optimize_gepa(FakeTask(), FakeReflection(), INITIAL,
+                            config(generations=1, seed=9, checkpoint_dir=str(tmp_path)))
+    # More generations is not "other settings": the run continues where it stopped.
+    task = FakeTask()
+    more = await optimize_gepa(task, FakeReflection(), INITIAL, config(generations=2, checkpoint_dir=str(tmp_path)))
+    assert len(more.history) == 2 and (INITIAL.key, 0) not in task.runs
