@@ -1,0 +1,70 @@
+"""The contender registry: one small adapter per optimizer, all with the same shape.
+
+`run(ctx) -> ContenderResult` where `ctx` carries the world, the rollout budget, the seed, the latency, the
+concurrency and the measured server's URL. An adapter returns the final candidate spec (see `evaluator`) plus
+the optimizer's own counters; the worker adds the meter's and the server's counts and the timings.
+A contender that cannot run a world says why (`unsupported(world) -> reason | None`): the table shows n/a.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..worlds import World
+
+__all__ = ["CONTENDERS", "Contender", "ContenderResult", "RunContext", "get"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    world: World
+    budget: int
+    seed: int
+    latency: float
+    concurrency: int
+    base_url: str
+
+
+@dataclass
+class ContenderResult:
+    final_spec: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    kind: str  # "gepa" | "mipro"
+    ours: bool
+    run: Callable[[RunContext], ContenderResult]
+    unsupported: Callable[[World], str | None] = lambda world: None
+    available: Callable[[], str | None] = lambda: None  # None when importable, else why not
+
+
+def _registry() -> dict[str, Contender]:
+    from . import ours, peers
+
+    out: dict[str, Contender] = {}
+    for module in (ours, peers):
+        for contender in module.CONTENDERS:
+            out[contender.name] = contender
+    return out
+
+
+CONTENDERS: dict[str, Contender] = {}
+
+
+def get(name: str) -> Contender:
+    if not CONTENDERS:
+        CONTENDERS.update(_registry())
+    if name not in CONTENDERS:
+        raise KeyError(f"unknown contender {name!r}; valid: {', '.join(sorted(CONTENDERS))}")
+    return CONTENDERS[name]
+
+
+def all_names() -> list[str]:
+    if not CONTENDERS:
+        CONTENDERS.update(_registry())
+    return list(CONTENDERS)
