@@ -192,6 +192,8 @@ class RunConfig:
         Unknown keys are reported here with file and key; bad values by the config class, prefixed likewise."""
         from dataclasses import fields
 
+        from .partial import mipro_storage
+
         cls, state_key = _method_class(method)
         table = _Table(self.file, method, self.methods.get(method, {}))
         allowed = {f.name for f in fields(cls)}
@@ -204,15 +206,11 @@ class RunConfig:
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in table.data.items()}
         params.update(train_seeds=train, val_seeds=val)
         if state_path is not None and state_key in allowed:
-            params[state_key] = str(state_path) if state_key == "checkpoint_dir" else _storage_url(state_path)
+            params[state_key] = str(state_path) if state_key == "checkpoint_dir" else str(mipro_storage(state_path))
         try:
             return cls(**params)
         except (ConfigError, TypeError, ValueError) as exc:
             raise ConfigError(f"{self.file}: [{method}] {exc}") from None
-
-
-def _storage_url(state_dir: Path) -> str:
-    return str(state_dir / "mipro_study.json")
 
 
 def _method_class(method: str) -> tuple[type, str]:
