@@ -71,30 +71,32 @@ class CallStats:
         return dict(self.__dict__)
 
 
-_PERMANENT = (
+_PERMANENT = frozenset({
     "BadRequestError", "ContextWindowExceededError", "ContentPolicyViolationError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "UnsupportedParamsError", "InvalidRequestError",
     "UnprocessableEntityError", "PaymentRequiredError", "BudgetExceededError",
-)
+})
 
 
 def _classify(exc: BaseException) -> tuple[str, bool]:
-    """(kind, retryable) of an exception raised by litellm or the transport."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    for name in _PERMANENT:
-        if name in names:
-            # litellm wraps some malformed-response failures as BadRequest/APIError with a JSON decode cause.
-            text = str(exc).lower()
+    """(kind, retryable) of an exception raised by litellm or the transport; the most specific class wins."""
+    lineage = [cls.__name__ for cls in type(exc).__mro__]
+    text = str(exc).lower()
+    for name in lineage:
+        if name in _PERMANENT:
+            # litellm wraps some malformed-response failures as bad requests with a JSON decode cause.
             if "json" in text and ("decode" in text or "expecting" in text):
                 return "malformed_response", True
             return name, False
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in " ".join(names):
-        return "timeout", True
-    for name in ("RateLimitError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError",
-                 "APIConnectionError", "APIError"):
-        if name in names:
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
+            return "timeout", True
+        if name in _TRANSIENT:
             return name, True
     return type(exc).__name__, True
+
+
+_TRANSIENT = frozenset({"RateLimitError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError",
+                        "APIConnectionError", "APIError"})
 
 
 @dataclass

@@ -17,7 +17,7 @@ BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ba
 
 def make_endpoint(server, model: str = "scripted-task", **overrides) -> Endpoint:
     """An Endpoint on the scripted server with fast retries, for tests."""
-    params = dict(provider="openai", model=model, api_base=server.base_url, api_key="scripted",
+    params = dict(provider="openai", model=model, api_base=server.base_url, api_key="sk-test-not-a-real-key",
                   timeout=10.0, max_retries=2, retry_backoff=0.01)
     params.update(overrides)
     return Endpoint(**params)

@@ -14,9 +14,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["FAULT_KINDS", "FaultConfig", "FaultPlan"]
+__all__ = ["FAULT_KINDS", "TRANSIENT_FAULTS", "FaultConfig", "FaultPlan"]
 
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empty")
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empty", "400", "context_length")
+"""Every fault the server can inject. The default mix (TRANSIENT_FAULTS) holds the ones a client should retry;
+"400" and "context_length" are permanent errors (a bad request, a prompt over the context window)."""
+TRANSIENT_FAULTS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empty")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +29,7 @@ class FaultConfig:
     a 429 advertises; schedule: {request number: kind} forced faults."""
 
     rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = TRANSIENT_FAULTS
     seed: int = 0
     timeout_seconds: float = 3.0
     retry_after_seconds: float = 0.05

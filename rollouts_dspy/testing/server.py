@@ -330,6 +330,13 @@ class ScriptedServer:
             handler._send(429, _error_body(message, "rate_limit_error", "rate_limit_exceeded"), headers)
         elif fault == "500":
             handler._send(500, _error_body("Internal server error (scripted fault)", "server_error", "internal_error"))
+        elif fault == "400":
+            handler._send(400, _error_body("Invalid request (scripted fault)", "invalid_request_error", "invalid_value"))
+        elif fault == "context_length":
+            # OpenAI's wording, which litellm maps to ContextWindowExceededError.
+            message = ("This model's maximum context length is 128 tokens. However, your messages resulted in "
+                       "4096 tokens. Please reduce the length of the messages. (scripted fault)")
+            handler._send(400, _error_body(message, "invalid_request_error", "context_length_exceeded"))
         else:  # malformed: a 200 whose body is not valid JSON
             handler._send(200, b'{"id": "chatcmpl-malformed", "object": "chat.completion", "choices": [{"mess')
 
