@@ -7,7 +7,7 @@ DSPy bridge, Optuna and litellm are imported only when used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -67,18 +67,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .agents import run_agent, run_completion
-    from .dtypes import (Endpoint, Environment, Message, Metric, Sample, Score, ScoreFn, Tool, ToolCall, ToolResult,
-                         Trajectory, Usage)
-    from .environments.calculator import CalculatorEnvironment
-    from .errors import (CheckpointError, ConfigError, DatasetError, ResultFileError, ScoreFnError,
-                         TemplateError)
-    from .llm import LLMCallError, LLMSession
-    from .prompt_optimization.budget import Budget
-    from .prompt_optimization.evaluation import EvaluationReport, evaluate_detailed, evaluate_template
-    from .prompt_optimization.events import LinePrinter
-    from .prompt_optimization.formatting import format_prompt
-    from .prompt_optimization.protocols import Rollout
-    from .prompt_optimization.types import FewShotExample, GenerationStats, OptimizationResult, PromptTemplate

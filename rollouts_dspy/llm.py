@@ -215,7 +215,8 @@ def _parse_response(response: Any, endpoint: Endpoint) -> Completion:
         choice = response.choices[0]
         raw = choice.message
     except (AttributeError, IndexError, TypeError) as exc:
-        raise LLMCallError("malformed_response", f"no choices in response: {exc}", retryable=True, attempts=1)
+        raise LLMCallError("malformed_response", f"no choices in response: {exc}", retryable=True,
+                           attempts=1) from None
     content = getattr(raw, "content", None) or ""
     calls: list[ToolCall] = []
     for i, tc in enumerate(getattr(raw, "tool_calls", None) or ()):

@@ -8,7 +8,9 @@ import pytest
 from rollouts_dspy import CalculatorEnvironment, Message, ToolCall, ToolResult, run_agent, run_completion
 from rollouts_dspy.agents import AgentError
 
-AGENT_SYSTEM = "Solve the arithmetic problem. Use the calculator tools for every arithmetic step, then call complete_task."
+AGENT_SYSTEM = (
+    "Solve the arithmetic problem. Use the calculator tools for every arithmetic step, then call complete_task."
+)
 
 
 async def test_agent_solves_by_tool_calls_and_stops_when_the_task_is_complete(task_endpoint):

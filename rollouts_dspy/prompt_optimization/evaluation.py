@@ -80,7 +80,7 @@ class Evaluator:
             self._pending[(key, i)] = loop.create_future()
         runs = [self._run(candidate, key, i) for i in todo[:granted]]
         done = await asyncio.gather(*runs, *waits.values())
-        for i, rollout in zip([*todo[:granted], *waits], done):
+        for i, rollout in zip([*todo[:granted], *waits], done, strict=True):
             if rollout is not None:
                 results[i] = rollout
         return {i: results[i] for i in indices if i in results}

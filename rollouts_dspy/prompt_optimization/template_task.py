@@ -55,7 +55,7 @@ def check_score_fn(score_fn: Any) -> None:
 def probe_score_fn(score_fn: ScoreFn, messages: list[Message], sample: Sample) -> None:
     """Call a *sync* score_fn once on an empty answer: a wrong return type is then a clear error before any LLM
     call. A score_fn that raises on an empty answer is left alone (it may rightly need a real one)."""
-    if inspect.iscoroutinefunction(score_fn) or inspect.iscoroutinefunction(getattr(score_fn, "__call__", None)):
+    if inspect.iscoroutinefunction(score_fn) or inspect.iscoroutinefunction(type(score_fn).__call__):
         return
     try:
         value = score_fn(Trajectory(tuple(messages) + (Message("assistant", ""),)), sample)

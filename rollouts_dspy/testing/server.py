@@ -331,7 +331,8 @@ class ScriptedServer:
         elif fault == "500":
             handler._send(500, _error_body("Internal server error (scripted fault)", "server_error", "internal_error"))
         elif fault == "400":
-            handler._send(400, _error_body("Invalid request (scripted fault)", "invalid_request_error", "invalid_value"))
+            body = _error_body("Invalid request (scripted fault)", "invalid_request_error", "invalid_value")
+            handler._send(400, body)
         elif fault == "context_length":
             # OpenAI's wording, which litellm maps to ContextWindowExceededError.
             message = ("This model's maximum context length is 128 tokens. However, your messages resulted in "

@@ -114,7 +114,7 @@ async def test_agents_through_an_async_environment_factory(task_endpoint):
         calls = [c for m in trajectory.messages for c in m.tool_calls if c.name == "complete_task"]
         got = calls[-1].args.get("final_result") if calls else trajectory.final_text
         try:
-            ok = sample.ground_truth == "error" and got == "error" or abs(float(got) - float(sample.ground_truth)) < 1e-6
+            ok = got == sample.ground_truth == "error" or abs(float(got) - float(sample.ground_truth)) < 1e-6
         except (TypeError, ValueError):
             ok = False
         return Score(metrics=(Metric("correct", float(ok)),))
