@@ -20,7 +20,27 @@ from .protocols import Rollout, Task
 from .template_task import EnvironmentFactory, TemplateTask, check_score_fn, probe_score_fn
 from .types import Candidate, PromptTemplate
 
-__all__ = ["EvaluationReport", "Evaluator", "evaluate_detailed", "evaluate_template", "mean_score"]
+__all__ = [
+    "EvaluationReport", "Evaluator", "ProviderUnavailableError", "evaluate_detailed", "evaluate_template", "mean_score",
+]
+
+DEFAULT_OUTAGE_THRESHOLD = 8
+"""Consecutive rollouts that fail on the LLM call (after their own retries) before the provider counts as down."""
+
+
+class ProviderUnavailableError(RuntimeError):
+    """The provider failed every rollout in a row (after retries): the run stops instead of scoring nothing.
+
+    Raised by `Evaluator.evaluate`; engines write their checkpoint and let it propagate, so the run can be
+    resumed once the provider is back. `last_error` is the provider's last message."""
+
+    def __init__(self, failures: int, last_error: str) -> None:
+        super().__init__(
+            f"the LLM provider failed {failures} rollouts in a row after retries; stopping the run "
+            f"(resume it once the provider answers again). Last error: {last_error}"
+        )
+        self.failures = failures
+        self.last_error = last_error
 
 
 def mean_score(rollouts: Iterable[Rollout]) -> float | None:
@@ -39,8 +59,12 @@ class Evaluator:
         ledger: BudgetLedger | None = None,
         cache: dict[tuple[str, int], Rollout] | None = None,
         on_rollout: Callable[[Candidate, Rollout], None] | None = None,
+        *,
+        outage_threshold: int = DEFAULT_OUTAGE_THRESHOLD,
     ) -> None:
         self.task = task
+        self.outage_threshold = outage_threshold
+        self._failed_in_a_row = 0
         self.ledger = ledger or BudgetLedger(Budget())
         self.cache: dict[tuple[str, int], Rollout] = cache if cache is not None else {}
         self.on_rollout = on_rollout
@@ -83,6 +107,9 @@ class Evaluator:
         for i, rollout in zip([*todo[:granted], *waits], done, strict=True):
             if rollout is not None:
                 results[i] = rollout
+        if self._failed_in_a_row >= self.outage_threshold:
+            last = next((r.error.detail for r in reversed(done) if r is not None and r.error), "")
+            raise ProviderUnavailableError(self._failed_in_a_row, last)
         return {i: results[i] for i in indices if i in results}
 
     async def _run(self, candidate: Candidate, key: str, index: int) -> Rollout:
@@ -97,7 +124,12 @@ class Evaluator:
             raise
         self.ledger.settle(rollout.usage.cost_usd)
         self.rollouts_run += 1
-        self.cache[(key, index)] = rollout
+        if rollout.error is not None and rollout.error.kind == "llm":
+            # Unmeasured: not cached, so a later request (or a resumed run) tries the pair again.
+            self._failed_in_a_row += 1
+        else:
+            self._failed_in_a_row = 0
+            self.cache[(key, index)] = rollout
         if future is not None and not future.done():
             future.set_result(rollout)
         self._pending.pop((key, index), None)

@@ -123,3 +123,14 @@ async def test_agents_through_an_async_environment_factory(task_endpoint):
     assert report.mean == 1.0 and len(made) == 6
     assert "[tool call] complete_task" in report.rollouts[0].output
     assert report.rollouts[0].demos["system"]["messages"]  # the demo keeps its tool calls
+
+
+async def test_a_provider_that_is_down_stops_the_evaluation_with_a_clear_error():
+    from rollouts_dspy.prompt_optimization.evaluation import ProviderUnavailableError
+
+    with ScriptedServer(down=True) as srv:
+        endpoint = make_endpoint(srv, max_retries=1)
+        with pytest.raises(ProviderUnavailableError, match="failed 10 rollouts in a row") as info:
+            await evaluate_detailed(WEAK, range(10), DATA, endpoint, exact)
+        assert "ServiceUnavailable" in info.value.last_error or "503" in info.value.last_error
+        assert srv.stats().requests_total == 20  # bounded: each sample tried once plus one retry
