@@ -38,7 +38,7 @@ class DSPyLanguageModel:
     def complete_sync(self, messages: Sequence[Message]) -> tuple[str, Usage]:
         with dspy.track_usage() as tracker:
             text = self._call(messages)
-        usage = usage_of(tracker)
+        usage = usage_of(tracker, [self.lm])
         self.calls += 1
         self.usage = self.usage + usage
         return text, usage

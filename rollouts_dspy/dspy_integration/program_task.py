@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -93,46 +95,60 @@ def apply_candidate(student: dspy.Module, candidate: Candidate) -> dspy.Module:
     return program
 
 
-def _field_lines(values: Mapping[str, Any]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in values.items())
+def _fields(values: Mapping[str, Any], level: str = "###", suffix: str = "") -> str:
+    # One header per field (DSPy GEPA's reflection style): multi-line values such as reasoning stay readable.
+    return "\n".join(f"{level} {k}{suffix}\n{v}" for k, v in values.items())
 
 
 def render_output(pred: Any, trace: Sequence[tuple[Any, dict[str, Any], Any]],
                   names: Mapping[int, str]) -> str:
     """The program's side of a rollout as text for reflection: the answer alone for a one-field prediction of a
-    one-call program, else each predictor call's inputs and outputs in order, then the final prediction."""
+    one-call program, else one header per output field, and for several calls each step's inputs and outputs
+    in order."""
     fields = dict(pred.items()) if hasattr(pred, "items") else {"output": pred}
     if len(trace) <= 1 and len(fields) == 1:
         return str(next(iter(fields.values())))
     if len(trace) <= 1:
-        return _field_lines(fields)
+        return _fields(fields)
     parts = []
-    for predictor, inputs, outputs in trace:
+    for step, (predictor, inputs, outputs) in enumerate(trace, 1):
         name = names.get(id(predictor), type(predictor).__name__)
         out = dict(outputs.items()) if hasattr(outputs, "items") else {"output": outputs}
-        parts.append(f"[{name}]\ninputs:\n{_field_lines(inputs)}\noutputs:\n{_field_lines(out)}")
-    parts.append(f"[final prediction]\n{_field_lines(fields)}")
-    return "\n\n".join(parts)
+        parts.append(f"### Step {step}: {name}\n{_fields(inputs, '####', ' (input)')}\n{_fields(out, '####')}")
+    return "\n".join(parts)
 
 
-def usage_of(tracker: Any) -> Usage:
+def usage_of(tracker: Any, lms: Sequence[Any] = ()) -> Usage:
+    """Tokens per call from a `dspy.track_usage` tracker, priced when the model's price is known."""
+    hosted = {getattr(lm, "model", None): lm for lm in lms if lm is not None}
     total = Usage()
     for model, entries in tracker.usage_data.items():
         for entry in entries:
             prompt = int(entry.get("prompt_tokens") or 0)
             completion = int(entry.get("completion_tokens") or 0)
-            total = total + Usage(prompt, completion, _cost(model, prompt, completion), 1)
+            total = total + Usage(prompt, completion, _cost(hosted.get(model), model, prompt, completion), 1)
     return total
 
 
-def _cost(model: str, prompt: int, completion: int) -> float | None:
+@functools.lru_cache(maxsize=64)
+def _prices(model: str) -> tuple[float, float] | None:
+    """(USD per input token, per output token) from DSPy's bundled model metadata; None when unknown."""
     try:
-        from ..llm import litellm_module
+        from dspy.clients.model_metadata import model_info
 
-        p, c = litellm_module().cost_per_token(model=model, prompt_tokens=prompt, completion_tokens=completion)
-        return float(p) + float(c)
-    except Exception:  # noqa: BLE001 - unknown price: count tokens only
+        provider, _, name = model.partition("/")
+        info = model_info(provider, name) if name else {}
+        return float(info["input_cost_per_token"]), float(info["output_cost_per_token"])
+    except Exception:  # noqa: BLE001 - advisory: an unknown price is None, never an error
         return None
+
+
+def _cost(lm: Any, model: str, prompt: int, completion: int) -> float | None:
+    # A model behind a custom api_base (a local server, a proxy) has no list price: unknown, not zero.
+    if lm is None or getattr(lm, "kwargs", {}).get("api_base"):
+        return None
+    prices = _prices(model)
+    return None if prices is None else prices[0] * prompt + prices[1] * completion
 
 
 class ProgramTask:
@@ -169,6 +185,8 @@ class ProgramTask:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._limit: asyncio.Semaphore | None = None
         self.rollouts_run = 0
+        self.usage = Usage()
+        self._usage_lock = threading.Lock()
 
     # -- Task protocol -------------------------------------------------------------------------------------
     async def run(self, candidate: Candidate, index: int) -> Rollout:
@@ -207,10 +225,16 @@ class ProgramTask:
 
     def run_sync(self, program: dspy.Module, index: int) -> Rollout:
         """One rollout on the calling thread (the caller's context must hold any `dspy.context`)."""
+        rollout = self._rollout(program, index)
+        with self._usage_lock:
+            self.rollouts_run += 1
+            self.usage = self.usage + rollout.usage
+        return rollout
+
+    def _rollout(self, program: dspy.Module, index: int) -> Rollout:
         example = self.examples[index]
         inputs = example_inputs(example, self._input_fallback)
         shown = {k: str(v) for k, v in inputs.items()}
-        self.rollouts_run += 1
         with dspy.track_usage() as tracker:
             try:
                 with dspy.context(lm=self.lm, trace=[]) if self.lm is not None else dspy.context(trace=[]):
@@ -221,8 +245,8 @@ class ProgramTask:
                 detail = f"{type(exc).__name__}: {exc}"
                 score = None if kind == "llm" else self.failure_score
                 return Rollout(index, score, f"The program failed: {detail}", shown, "",
-                               RolloutError(kind, detail), usage_of(tracker))
-        usage = usage_of(tracker)
+                               RolloutError(kind, detail), usage_of(tracker, self._lms(program)))
+        usage = usage_of(tracker, self._lms(program))
         names = {id(p): n for n, p in program.named_predictors()}
         output = render_output(pred, trace, names)
         try:
@@ -232,6 +256,9 @@ class ProgramTask:
                            usage)
         return Rollout(index, score, feedback or f"This trajectory got a score of {score:g}.", shown, output, None,
                        usage, self._demos(trace, names))
+
+    def _lms(self, program: dspy.Module) -> list[Any]:
+        return [self.lm, *(getattr(p, "lm", None) for _, p in program.named_predictors())]
 
     def _demos(self, trace: Sequence[tuple[Any, dict[str, Any], Any]], names: Mapping[int, str]
                ) -> dict[str, dict[str, Any]]:
