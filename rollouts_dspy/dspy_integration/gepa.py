@@ -119,7 +119,8 @@ class RolloutsGEPA(Teleprompter):
         if log_dir is not None and checkpoint_dir is not None and str(log_dir) != str(checkpoint_dir):
             raise ConfigError(f"log_dir and checkpoint_dir name the same thing; got {log_dir!r} and {checkpoint_dir!r}")
         if config is not None and not isinstance(config, (GEPAConfig, Mapping)):
-            raise ConfigError(f"config must be a GEPAConfig or a mapping of its fields, but got {type(config).__name__}")
+            raise ConfigError(f"config must be a GEPAConfig or a mapping of its fields, but got "
+                              f"{type(config).__name__}")
         self.metric = metric
         self.auto = resolve_auto(auto, default=None if budget else "light")
         self.budget = budget
@@ -225,7 +226,7 @@ class RolloutsGEPA(Teleprompter):
         seeds = split.val_seeds or split.train_seeds
         offset = len(split.train_seeds) if on_val else 0
         full = [r for r in outcome.records
-                if set(seeds) <= set((r.val_scores if on_val else r.train_scores))]
+                if set(seeds) <= set(r.val_scores if on_val else r.train_scores)]
         best = outcome.record(outcome.best_id)
         if best not in full:
             full.append(best)

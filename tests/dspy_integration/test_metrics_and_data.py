@@ -19,7 +19,8 @@ from rollouts_dspy.prompt_optimization.formatting import format_prompt, to_sampl
 from rollouts_dspy.prompt_optimization.types import PromptTemplate
 
 TEMPLATE = PromptTemplate(system="Classify.", user_template="Query: {query}")
-ROWS = [{"query": "I lost my card", "intent": "lost_or_stolen_card"}, {"query": "refund me", "intent": "request_refund"}]
+ROWS = [{"query": "I lost my card", "intent": "lost_or_stolen_card"},
+        {"query": "refund me", "intent": "request_refund"}]
 
 
 def score_fn(trajectory: Trajectory, sample: Sample) -> Score:

@@ -47,8 +47,9 @@ def state(program):
     return [(name, p.signature.__doc__, [dict(d) for d in p.demos]) for name, p in program.named_predictors()]
 
 
-@pytest.mark.parametrize("make", [lambda: dspy.Predict("query -> intent"), lambda: dspy.ChainOfThought("query -> intent"),
-                                  TwoStep], ids=["predict", "chain_of_thought", "two_predictors"])
+@pytest.mark.parametrize("make", [lambda: dspy.Predict("query -> intent"),
+                                  lambda: dspy.ChainOfThought("query -> intent"), TwoStep],
+                         ids=["predict", "chain_of_thought", "two_predictors"])
 def test_gepa_improves_and_leaves_the_student_alone(make, task_lm, reflect_lm):
     student = make()
     before, baseline = state(student), evaluate(student, task_lm)
