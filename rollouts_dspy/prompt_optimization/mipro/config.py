@@ -69,7 +69,7 @@ class MIPROConfig:
     max_concurrent: int = 10
     storage: str | None = None
     tips: tuple[str, ...] = DEFAULT_TIPS
-    proposal_demos: int = 8
+    proposal_demos: int = 10
     summary_examples: int = 12
 
     def __post_init__(self) -> None:

@@ -188,7 +188,7 @@ async def propose_instructions(
     seeds: Sequence[int] | None = None,
     seed: int = 0,
     tips: Sequence[str] = DEFAULT_TIPS,
-    per_prompt: int = 8,
+    per_prompt: int = 10,
     summary_examples: int = 12,
     max_concurrent: int = 10,
     session: LLMSession | None = None,
