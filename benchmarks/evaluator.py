@@ -49,7 +49,8 @@ class HeldOutEvaluator:
         self.base_url = base_url
         self.concurrency = concurrency
         self.cache_file = cache_file
-        self.rows_key = hashlib.sha256(json.dumps(list(world.val), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        rows = json.dumps(list(world.val), sort_keys=True, default=str)
+        self.rows_key = hashlib.sha256(rows.encode()).hexdigest()[:12]
         self.cache: dict[str, float] = {}
         if cache_file is not None and cache_file.exists():
             try:
@@ -86,7 +87,8 @@ class HeldOutEvaluator:
         config, world, prefix = self._policy(), self.world, spec["prefix"]
         scores = []
         for row in world.val:
-            request = {"model": "scripted-task", "messages": [*prefix, {"role": "user", "content": world.user_message(row)}]}
+            user = {"role": "user", "content": world.user_message(row)}
+            request = {"model": "scripted-task", "messages": [*prefix, user]}
             scores.append(world.judge(respond(request, config).content, row[world.label_field])[0])
         return scores
 

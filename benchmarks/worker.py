@@ -1,7 +1,9 @@
-"""One contender run in a fresh process: `python -m benchmarks.worker SPEC.json OUT.json`.
+"""One contender's runs in a fresh process: `python -m benchmarks.worker SPEC.json OUT.json`.
 
-A fresh process per run makes peak memory (ru_maxrss) and CPU time (process_time) belong to that run alone; the
-scripted server runs in its own process, so its CPU is not counted. Measured: wall time, CPU, peak RSS around the
+A fresh process per contender and world (its seeds run one after another: importing litellm alone costs ~5 s of
+this machine, too much to pay per run) makes peak memory (ru_maxrss: the peak over that contender's seeds) and
+CPU time (process_time deltas around each run) belong to that contender alone; the scripted server runs in its
+own process, so its CPU is not counted. Measured: wall time, CPU, peak RSS around the
 optimizer call; the meter's rollouts and candidate log; the server's requests by model and tokens. After the
 measurement, every logged candidate and the final one are scored on the held-out rows (the curve), outside the
 budget, on the zero-latency evaluation server.
@@ -47,8 +49,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     contender = get(spec["contender"])
     ctx = RunContext(world=world, budget=spec["budget"], seed=spec["seed"], latency=spec["latency"],
                      concurrency=spec["concurrency"], base_url=spec["base_url"])
-    _quiet()
-    _warm_up(spec["eval_url"])
     METER.reset()
     if not world.uses_tools:  # one task call per rollout: count rollouts where they are paid, at the server
         METER.position = lambda: int(server_stats(ctx.base_url)["requests_by_model"].get("scripted-task", 0))
@@ -69,6 +69,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     eval0 = time.perf_counter()
     scores = {c["key"]: evaluator.score(c["spec"]) for c in log} if spec.get("curve", True) else {}
     final = evaluator.score(result.final_spec)
+    discoveries = [[c["rollouts"], scores[c["key"]]] for c in log if c["key"] in scores]
     evaluator.save()
     return {
         "contender": contender.name,
@@ -77,6 +78,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "budget": ctx.budget,
         "final_val": final,
         "curve": curve(log, scores, spec["checkpoints"]),
+        "discoveries": discoveries,
         "rollouts": rollouts,
         "metric_calls": METER.metric_calls,
         "task_calls": task_calls,
@@ -127,13 +129,25 @@ def _quiet() -> None:
         pass
 
 
-def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text())
+def _one(spec: dict[str, Any]) -> dict[str, Any]:
     try:
-        out = run(spec)
+        if spec.get("mode") == "scale":
+            from .scale import run_scale
+
+            return run_scale(spec)
+        return run(spec)
     except Exception as exc:  # noqa: BLE001 - a crashed contender is a row with its error, not a crashed harness
-        out = {"contender": spec["contender"], "world": spec["world"], "seed": spec["seed"],
-               "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
+        return {"contender": spec.get("contender"), "world": spec.get("world"), "seed": spec.get("seed"),
+                "engine": spec.get("engine"), "samples": spec.get("samples"), "population": spec.get("population"),
+                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
+
+
+def main(argv: list[str]) -> int:
+    """SPEC.json holds a list of run specs, run in order; OUT.json gets the list of results."""
+    specs = json.loads(Path(argv[0]).read_text())
+    _quiet()
+    _warm_up(specs[0].get("eval_url") or specs[0]["base_url"])
+    out = [_one(spec) for spec in specs]
     Path(argv[1]).write_text(json.dumps(out, default=str))
     return 0
 
