@@ -74,7 +74,7 @@ def test_multi_predictor_program_traces(task_lm, intent_rows):
     rollouts = asyncio.run(_run_all(task, candidate_of(task.student), range(3)))
     for r in rollouts:
         assert set(r.demos) == {"rewrite", "classify.predict"}
-        assert "[rewrite]" in r.output and "[classify.predict]" in r.output
+        assert "### Step 1: rewrite" in r.output and "### Step 2: classify.predict" in r.output
     assert task.labeled_demo(0, "rewrite") is None  # the example has no `summary` label
     assert task.labeled_demo(0, "classify.predict") is None
 
