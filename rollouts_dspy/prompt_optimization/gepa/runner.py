@@ -48,9 +48,38 @@ class _ReplayModel:
     """The reflection model with its answers remembered by request: a resumed run gets the same answers (and
     pays nothing for them), and identical concurrent requests share one call."""
 
-    def __init__(self, model: LanguageModel, answers: dict[str, str], limit: asyncio.Semaphore) -> None:
-        self.model, self.answers, self.limit = model, answers, limit
+    def __init__(self, model: LanguageModel, answers: dict[str, str], limit: asyncio.Semaphore,
+                 ledger: BudgetLedger) -> None:
+        self.model, self.answers, self.limit, self.ledger = model, answers, limit, ledger
         self._pending: dict[str, asyncio.Future[tuple[str, Usage]]] = {}
+        self._probe = asyncio.Lock()
+        self._calls = 0
+        self._cost = 0.0
+        self._in_flight = 0
+
+    async def _paid_call(self, messages: Sequence[Message]) -> tuple[str, Usage]:
+        """One real call, refused when the dollar budget could not pay for it (and the ones in flight) at the
+        average price so far; the first call runs alone so that price is known before calls pile up."""
+        limit = self.ledger.budget.max_cost_usd
+        if limit is None:
+            async with self.limit:
+                text, usage = await self.model.complete(messages)
+            self.ledger.charge(usage.cost_usd)
+            return text, usage
+        async with self._probe if self._calls == 0 else _NO_LOCK:
+            avg = self._cost / self._calls if self._calls else 0.0
+            if self.ledger.cost_usd + avg * (self._in_flight + 1) > limit or self.ledger.exhausted:
+                raise RuntimeError("the dollar budget cannot pay for another reflection call")
+            self._in_flight += 1
+            try:
+                async with self.limit:
+                    text, usage = await self.model.complete(messages)
+            finally:
+                self._in_flight -= 1
+            self._calls += 1
+            self._cost += usage.cost_usd or 0.0
+            self.ledger.charge(usage.cost_usd)
+            return text, usage
 
     async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
         key = message_digest(messages)
@@ -62,8 +91,7 @@ class _ReplayModel:
         future: asyncio.Future[tuple[str, Usage]] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            async with self.limit:
-                text, usage = await self.model.complete(messages)
+            text, usage = await self._paid_call(messages)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved here so an unawaited failure is not logged
@@ -73,6 +101,17 @@ class _ReplayModel:
         self.answers[key] = text
         future.set_result((text, usage))
         return text, usage
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
 
 
 class _LimitedTask:
@@ -109,35 +148,68 @@ class _Shell:
                         max_cost_usd=config.max_cost_usd)
         self.ledger = BudgetLedger(search, rollouts_used=len(state.rollouts), cost_usd=state.cost_usd)
         self.evaluator = Evaluator(_LimitedTask(task, limit), self.ledger, state.rollouts, self._on_rollout)
-        self.model = _ReplayModel(reflection, state.reflections, limit)
+        self.model = _ReplayModel(reflection, state.reflections, limit, self.ledger)
         self.started = time.monotonic()
+        self.starved = False
+        self._spent, self._count = 0.0, 0
+        self._by_key: dict[str, tuple[float, int]] = {}
+        for (key, _), r in state.rollouts.items():
+            cost = r.usage.cost_usd or 0.0
+            self._spent, self._count = self._spent + cost, self._count + 1
+            spent, count = self._by_key.get(key, (0.0, 0))
+            self._by_key[key] = (spent + cost, count + 1)
 
     def emit(self, event: Any) -> None:
         if self.reporter is not None:
             self.reporter(event)
 
     def _on_rollout(self, candidate: Candidate, rollout: Rollout) -> None:
+        cost = rollout.usage.cost_usd or 0.0
+        self._spent += cost
+        self._count += 1
+        spent, count = self._by_key.get(candidate.key, (0.0, 0))
+        self._by_key[candidate.key] = (spent + cost, count + 1)
         self.state.tokens += rollout.usage.total_tokens
         self.state.cost_usd = self.ledger.cost_usd
 
     def _charge(self, usage: Usage) -> None:
-        self.ledger.charge(usage.cost_usd)
+        """Count a reflection's tokens (its dollars were charged to the ledger call by call)."""
         self.state.tokens += usage.total_tokens
         self.state.cost_usd = self.ledger.cost_usd
+
+    def _price(self, entry: Entry) -> float:
+        """Expected dollars of one rollout of `entry`: its own average when it has run before, else the run's
+        average with a margin (a child's prompt is usually longer than its parents')."""
+        spent, count = self._by_key.get(entry.candidate.key, (0.0, 0))
+        if count:
+            return spent / count
+        return 1.25 * self._spent / self._count if self._count else 0.0
+
+    def _plan_spend(self, work: Sequence[tuple[Entry, Sequence[int]]], partial_ok: bool) -> list[int]:
+        """Which work items the remaining budget can pay for in full, in slot order."""
+        rollouts = self.ledger.remaining_rollouts()
+        limit = self.ledger.budget.max_cost_usd
+        dollars = None if limit is None else limit - self.ledger.cost_usd
+        chosen = []
+        for n, (entry, indices) in enumerate(work):
+            need = len([i for i in indices if (entry.candidate.key, i) not in self.state.rollouts])
+            cost = need * self._price(entry) if dollars is not None else 0.0
+            if not partial_ok and ((rollouts is not None and need > rollouts)
+                                   or (dollars is not None and cost > dollars)):
+                self.starved = True  # the budget now binds: this generation is the search's last
+                continue
+            if rollouts is not None:
+                rollouts -= min(need, rollouts)
+            if dollars is not None:
+                dollars -= cost
+            chosen.append(n)
+        return chosen
 
     async def evaluate_all(self, work: Sequence[tuple[Entry, Sequence[int]]], split: str, *,
                            partial_ok: bool = False) -> None:
         """Evaluate each (entry, indices) concurrently; work the remaining budget cannot fully pay for is skipped
         (in slot order) rather than started and left half-measured, unless `partial_ok`."""
-        room = self.ledger.remaining_rollouts()
-        launched = []
-        for entry, indices in work:
-            need = len([i for i in indices if (entry.candidate.key, i) not in self.state.rollouts])
-            if room is not None and need > room and not partial_ok:
-                continue
-            if room is not None:
-                room -= min(need, room)
-            launched.append((entry, indices))
+        launched = [work[n] for n in self._plan_spend(work, partial_ok)]
         results = await _gather_all([self.evaluator.evaluate(e.candidate, ix) for e, ix in launched])
         for (entry, indices), rollouts in zip(launched, results, strict=True):
             entry.absorb(rollouts, split)
@@ -226,10 +298,9 @@ class _Shell:
         ids = engine.validation_order(state, config)
         if not config.val_seeds or not ids:
             return []
-        # Validation spends the rollouts the search kept back: switch to the run's whole budget.
-        self.ledger = BudgetLedger(Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd),
-                                   rollouts_used=self.ledger.rollouts_used, cost_usd=self.ledger.cost_usd)
-        self.evaluator.ledger = self.ledger
+        # Validation spends the rollouts the search kept back: the same ledger (its price history) gets the
+        # run's whole budget.
+        self.ledger.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
         await self.evaluate_all([(state.entries[c], config.val_seeds) for c in ids], "val")
         return ids
 
@@ -253,7 +324,7 @@ def _stop_reason(shell: _Shell) -> str:
         return state.stop_reason
     if state.generation >= config.generations:
         return "generations"
-    if shell.ledger.exhausted:
+    if shell.ledger.exhausted or shell.starved:
         return "budget"
     room = shell.ledger.remaining_rollouts()
     need = len(engine.gating_minibatch(state, config) or config.train_seeds)

@@ -40,7 +40,8 @@ def arithmetic_score(trajectory, sample) -> Score:
         ok = abs(float(got) - float(sample.ground_truth)) < 1e-6
     except ValueError:
         ok = False
-    return Score((Metric("correct", 1.0 if ok else 0.0),), None if ok else f"Expected {sample.ground_truth}, got {got}.")
+    feedback = None if ok else f"Expected {sample.ground_truth}, got {got}."
+    return Score((Metric("correct", 1.0 if ok else 0.0),), feedback)
 
 
 class FakeTask:
@@ -48,11 +49,12 @@ class FakeTask:
     failures say which word was missing. Counts runs and the most rollouts in flight."""
 
     def __init__(self, components: Sequence[str] = ("system",), words: int = 6, delay: float = 0.001,
-                 fail: frozenset[int] = frozenset()) -> None:
+                 fail: frozenset[int] = frozenset(), fail_kind: str = "score_fn") -> None:
         self.components = tuple(components)
         self.words = words
         self.delay = delay
         self.fail = fail
+        self.fail_kind = fail_kind
         self.runs: list[tuple[str, int]] = []
         self.finished: list[tuple[str, int]] = []
         self.in_flight = 0
@@ -70,7 +72,7 @@ class FakeTask:
         if index in self.fail:
             from rollouts_dspy.prompt_optimization.protocols import RolloutError
 
-            return Rollout(index, None, error=RolloutError("llm", "gave up"))
+            return Rollout(index, None, error=RolloutError(self.fail_kind, "gave up"))
         word = f"w{index % self.words}"
         text = " ".join(candidate.instructions.values())
         ok = re.search(rf"\b{word}\b", text) is not None

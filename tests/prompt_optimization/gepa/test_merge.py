@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 
+from gepa_helpers import FakeReflection
+
 from rollouts_dspy.prompt_optimization.gepa import crossover_templates
 from rollouts_dspy.prompt_optimization.gepa.merge import crossover_candidates, merge_instructions, merge_with_llm
 from rollouts_dspy.prompt_optimization.types import Candidate, PromptTemplate
-
-from gepa_helpers import FakeReflection
 
 A = "Classify the query.\nRules:\n- If the query mentions \"refund\", answer: request_refund\n- shared rule"
 B = "Classify the query.\nRules:\n- shared rule\n- If the query mentions \"stolen\", answer: lost_or_stolen_card"

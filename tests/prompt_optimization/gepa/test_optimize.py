@@ -6,13 +6,13 @@ import asyncio
 from collections import Counter
 
 import pytest
+from gepa_helpers import FakeReflection, FakeTask
 
 from rollouts_dspy.errors import CheckpointError
+from rollouts_dspy.prompt_optimization.evaluation import ProviderUnavailableError
 from rollouts_dspy.prompt_optimization.events import RunFinished, RunStarted, RunWarning, StepFinished
 from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, optimize_gepa
 from rollouts_dspy.prompt_optimization.types import Candidate
-
-from gepa_helpers import FakeReflection, FakeTask
 
 INITIAL = Candidate({"system": "Answer the question well."})
 
@@ -75,6 +75,13 @@ async def test_failed_rollouts_are_not_scores_and_an_all_failed_candidate_is_nev
     everything_fails = FakeTask(fail=frozenset(range(24)))
     out = await optimize_gepa(everything_fails, FakeReflection(), INITIAL, config(generations=2))
     assert out.record(out.best_id).train_mean is None and out.best_id == out.records[0].id
+
+
+async def test_a_provider_outage_stops_the_run_with_a_resumable_checkpoint(tmp_path):
+    down = FakeTask(fail=frozenset(range(24)), fail_kind="llm")
+    with pytest.raises(ProviderUnavailableError):
+        await optimize_gepa(down, FakeReflection(), INITIAL, config(checkpoint_dir=str(tmp_path)))
+    assert (tmp_path / "gepa_state.json").exists()
 
 
 async def test_garbage_or_empty_reflection_answers_leave_the_run_intact():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from gepa_helpers import WEAK, FakeReflection
 
 from rollouts_dspy.dtypes import Usage
 from rollouts_dspy.llm import LLMSession
@@ -14,8 +15,6 @@ from rollouts_dspy.prompt_optimization.gepa.reflection import (
     reflection_messages,
 )
 from rollouts_dspy.prompt_optimization.protocols import Rollout
-
-from gepa_helpers import WEAK, FakeReflection
 
 PARENT = "Classify the customer query into one intent label."
 NEW = "Classify the customer query into one intent label. Refunds are request_refund."
