@@ -176,3 +176,19 @@ def test_any_template_survives_a_json_round_trip(system, user, pairs, score, gen
     template = PromptTemplate(system, user, tuple(FewShotExample(a, b) for a, b in pairs), score, generation)
     data = json.loads(json.dumps({"schema": TEMPLATE_SCHEMA, "schema_version": 1, **template_to_dict(template)}))
     assert template_from_dict(data) == template
+
+
+async def test_a_saved_template_feeds_evaluate_template_and_dspy(tmp_path, task_endpoint):
+    from rollouts_dspy.dspy_integration.template_module import template_to_module
+    from rollouts_dspy.prompt_optimization.evaluation import evaluate_template
+    from rollouts_dspy.scorers import exact_match
+
+    template = PromptTemplate(
+        "Classify the query.\n- If the query mentions \"refund\", answer: request_refund",
+        "Query: {query}", (FewShotExample("Query: my card is lost", "lost_or_stolen_card"),))
+    loaded = load_template(save_template(template, tmp_path / "best.json"))
+    rows = [{"query": "I want a refund please", "intent": "request_refund"}]
+    scored = await evaluate_template(loaded, [0], rows, task_endpoint, exact_match())
+    assert scored.score == 1.0
+    module = template_to_module(loaded, output_field="intent")
+    assert len(module.named_predictors()) == 1
