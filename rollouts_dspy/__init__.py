@@ -51,6 +51,33 @@ _EXPORTS: dict[str, str] = {
     "ProviderUnavailableError": "rollouts_dspy.prompt_optimization.evaluation",
     "Rollout": "rollouts_dspy.prompt_optimization.protocols",
     "LinePrinter": "rollouts_dspy.prompt_optimization.events",
+    # GEPA
+    "GEPAConfig": "rollouts_dspy.prompt_optimization.gepa",
+    "MutationError": "rollouts_dspy.prompt_optimization.gepa",
+    "crossover_templates": "rollouts_dspy.prompt_optimization.gepa",
+    "mutate_template": "rollouts_dspy.prompt_optimization.gepa",
+    "run_gepa": "rollouts_dspy.prompt_optimization.gepa",
+    "select_elites": "rollouts_dspy.prompt_optimization.gepa",
+    # MIPRO
+    "MIPROConfig": "rollouts_dspy.prompt_optimization.mipro",
+    "bootstrap_demos": "rollouts_dspy.prompt_optimization.mipro",
+    "estimate_calls": "rollouts_dspy.prompt_optimization.mipro",
+    "propose_instructions": "rollouts_dspy.prompt_optimization.mipro",
+    "run_mipro": "rollouts_dspy.prompt_optimization.mipro",
+    # DSPy drop-in
+    "RolloutsGEPA": "rollouts_dspy.dspy_integration",
+    "RolloutsMIPRO": "rollouts_dspy.dspy_integration",
+    "metric_to_score_fn": "rollouts_dspy.dspy_integration",
+    "module_to_template": "rollouts_dspy.dspy_integration",
+    "rows_to_examples": "rollouts_dspy.dspy_integration",
+    "examples_to_rows": "rollouts_dspy.dspy_integration",
+    "score_fn_to_metric": "rollouts_dspy.dspy_integration",
+    "template_to_module": "rollouts_dspy.dspy_integration",
+    # saving and loading
+    "load_result": "rollouts_dspy.io",
+    "load_template": "rollouts_dspy.io",
+    "save_result": "rollouts_dspy.io",
+    "save_template": "rollouts_dspy.io",
 }
 
 __all__ = sorted(_EXPORTS)
