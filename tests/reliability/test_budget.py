@@ -1,0 +1,44 @@
+"""The hard budget holds under concurrency, retries and faults: `max_rollouts` task rollouts and `max_cost_usd`
+dollars (task, reflection and proposer calls together) are never exceeded."""
+
+from __future__ import annotations
+
+import pytest
+from reliability_helpers import config_for, run
+
+from rollouts_dspy.testing import FaultConfig, ScriptedServer
+
+METHODS = ["gepa", "mipro"]
+PRICING = (20.0, 80.0)  # USD per million tokens: a task rollout costs ~ $0.003, a reflection ~ $0.04
+
+
+def flaky() -> ScriptedServer:
+    return ScriptedServer(faults=FaultConfig(rate=0.2, seed=9, timeout_seconds=1.0))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("limit", [40, 90])
+async def test_max_rollouts_is_never_exceeded_under_faults_and_concurrency(method, limit):
+    cfg = config_for(method, None, max_rollouts=limit, max_concurrent=16,
+                     **({"generations": 6} if method == "gepa" else {"num_trials": 12}))
+    with flaky() as bad:
+        result = await run(method, bad, cfg, endpoint_overrides={"max_retries": 2})
+        stats = bad.stats()
+    task = result.usage["task"]
+    attempted = task["calls"] + task["failures"]  # every task rollout ends as one success or one final failure
+    assert result.rollouts_used <= limit and attempted <= limit, (result.rollouts_used, task)
+    assert stats.requests_by_model["scripted-task"] - task["retries"] <= limit
+    assert task["retries"] > 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dollars", [0.1, 0.3])
+async def test_max_cost_usd_is_never_exceeded_under_faults_and_concurrency(method, dollars):
+    cfg = config_for(method, None, max_cost_usd=dollars, max_concurrent=16,
+                     **({"generations": 6} if method == "gepa" else {"num_trials": 12}))
+    with flaky() as bad:
+        result = await run(method, bad, cfg, endpoint_overrides={"max_retries": 2, "pricing": PRICING})
+    spent = sum(u["cost_usd"] for u in result.usage.values())
+    assert spent <= dollars, (spent, result.usage)
+    assert result.usage["task"]["cost_usd"] > 0
+    assert result.stop_reason == "budget" or spent < dollars
