@@ -69,7 +69,7 @@ def test_evaluate_a_saved_template_and_write_rollouts(gepa_run):
 
 
 def test_optimize_mipro_quietly(tmp_path):
-    config = write_tiny_config(tmp_path / "cfg", trials=3)
+    config = write_tiny_config(tmp_path / "cfg", rows=24, trials=3)
     out = tmp_path / "out"
     proc = run_cli("optimize", "--method", "mipro", "--config", str(config), "--out", str(out), "--quiet",
                    cwd=tmp_path)
@@ -81,7 +81,7 @@ def test_optimize_mipro_quietly(tmp_path):
 
 
 def test_ctrl_c_saves_the_best_so_far_and_resume_finishes(tmp_path):
-    config = write_tiny_config(tmp_path / "cfg", rows=48, generations=30)
+    config = write_tiny_config(tmp_path / "cfg", rows=30, generations=30)
     out = tmp_path / "out"
     args = [sys.executable, "-m", "rollouts_dspy.cli", "optimize", "--method", "gepa", "--config", str(config),
             "--out", str(out), "--progress", "lines"]

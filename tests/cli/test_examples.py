@@ -47,17 +47,17 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_calculator_mipro_example_runs_offline(tmp_path):
-    proc = _run("calculator_mipro.py", "--trials", "3", "--train", "10", "--val", "6", "--test", "6",
-                "--out", str(tmp_path))
+    proc = _run("calculator_mipro.py", "--trials", "2", "--candidates", "2", "--train", "6", "--val", "4",
+                "--test", "4", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "held-out test accuracy (6 problems): initial" in proc.stdout
+    assert "held-out test accuracy (4 problems): initial" in proc.stdout
     assert (tmp_path / "best.json").exists() and (tmp_path / "result.json").exists()
 
 
 @pytest.mark.slow
 def test_banking77_gepa_example_runs_offline(banking77_dir, tmp_path):
     proc = _run("banking77_gepa.py", "--data", str(banking77_dir), "--generations", "2", "--population", "3",
-                "--train", "20", "--val", "10", "--test", "10", "--out", str(tmp_path))
+                "--train", "12", "--val", "6", "--test", "6", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "best validation score:" in proc.stdout and "held-out test accuracy (10 rows)" in proc.stdout
+    assert "best validation score:" in proc.stdout and "held-out test accuracy (6 rows)" in proc.stdout
     assert (tmp_path / "result.json").exists()
