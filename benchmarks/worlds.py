@@ -21,7 +21,7 @@ __all__ = ["BANKING77_DIR", "World", "banking77_available", "judge_intent", "jud
 BANKING77_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
 
 WEAK_INTENT_INSTRUCTION = "Classify the query."
-WEAK_CALCULATOR_INSTRUCTION = "Solve the problem."
+WEAK_CALCULATOR_INSTRUCTION = "Solve the arithmetic problem."
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -98,11 +98,24 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return [{"query": row["text"], "intent": row["category"]} for row in csv.DictReader(f)]
 
 
-def _banking77(n_train: int, n_dev: int, n_val: int, data_seed: int) -> World:
-    """Train and dev come from train.csv, the held-out validation rows from test.csv (a fixed seeded sample)."""
+def _top_intents(rows: list[dict[str, str]], k: int) -> set[str]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["intent"]] = counts.get(row["intent"], 0) + 1
+    return set(sorted(counts, key=lambda intent: (-counts[intent], intent))[:k])
+
+
+def _banking77(n_train: int, n_dev: int, n_val: int, data_seed: int, n_intents: int | None = None) -> World:
+    """Train and dev come from train.csv, the held-out validation rows from test.csv (a fixed seeded sample).
+    With `n_intents`, only the queries of the `n_intents` most frequent intents of train.csv are used; the server
+    still knows all 77 labels, so the weak guess can still answer any of them."""
     rng = random.Random(data_seed)
     train_rows = _read_csv(BANKING77_DIR / "train.csv")
     test_rows = _read_csv(BANKING77_DIR / "test.csv")
+    if n_intents is not None:
+        keep = _top_intents(train_rows, n_intents)
+        train_rows = [r for r in train_rows if r["intent"] in keep]
+        test_rows = [r for r in test_rows if r["intent"] in keep]
     rng.shuffle(train_rows)
     rng.shuffle(test_rows)
     return World(
@@ -116,7 +129,7 @@ def _banking77(n_train: int, n_dev: int, n_val: int, data_seed: int) -> World:
         instruction=WEAK_INTENT_INSTRUCTION,
         user_template="Query: {query}",
         labels_file=str(BANKING77_DIR / "categories.json"),
-        meta={"labels": len(json.loads((BANKING77_DIR / "categories.json").read_text()))},
+        meta={"labels": len(json.loads((BANKING77_DIR / "categories.json").read_text())), "intents": n_intents},
     )
 
 
@@ -137,9 +150,10 @@ def _calculator(n_train: int, n_dev: int, n_val: int, data_seed: int) -> World:
     )
 
 
-def make_world(name: str, *, n_train: int, n_dev: int, n_val: int, data_seed: int = 0) -> World:
+def make_world(name: str, *, n_train: int, n_dev: int, n_val: int, data_seed: int = 0,
+               n_intents: int | None = None) -> World:
     if name == "banking77":
-        return _banking77(n_train, n_dev, n_val, data_seed)
+        return _banking77(n_train, n_dev, n_val, data_seed, n_intents)
     if name == "calculator":
         return _calculator(n_train, n_dev, n_val, data_seed)
     raise ValueError(f"unknown world {name!r}; valid: banking77, calculator")

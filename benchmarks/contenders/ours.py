@@ -22,13 +22,17 @@ __all__ = ["CONTENDERS", "gepa_settings", "mipro_settings"]
 def gepa_settings(budget: int, n_train: int) -> dict[str, Any]:
     """Our GEPA's knobs for a budget: a modest population, generations until the budget runs out, minibatch
     gating so a child costs a few rollouts unless it looks better than its parent."""
-    return {"population_size": 8, "elite_size": 2, "generations": 1000, "minibatch_size": min(8, n_train),
-            "val_candidates": 3}
+    # generations only bounds the run: the budget is what stops it. Bounded anyway, because a generation
+    # whose reflections are all rejected spends no rollouts (measured: 1,269 reflection calls and counting on
+    # the calculator world with an unbounded generation count).
+    return {"population_size": 8, "elite_size": 2, "generations": max(3, budget // 8),
+            "minibatch_size": min(8, n_train), "val_candidates": 3}
 
 
 def mipro_settings(budget: int, n_train: int, n_dev: int) -> dict[str, Any]:
-    return {"num_candidates": 6, "num_trials": 1000, "minibatch_size": min(35, max(5, n_dev // 2), n_dev),
-            "max_bootstrapped_demos": 4, "max_labeled_demos": 4, "num_demo_sets": 6}
+    return {"num_candidates": 6, "num_trials": max(3, budget // 5),
+            "minibatch_size": min(35, max(5, n_dev // 2), n_dev), "max_bootstrapped_demos": 4,
+            "max_labeled_demos": 4, "num_demo_sets": 6}
 
 
 def _endpoints(ctx: RunContext):
@@ -156,7 +160,8 @@ def run_rollouts_gepa(ctx: RunContext) -> ContenderResult:
     _task_lm, reflect_lm, (_, feedback_metric), student, trainset, devset = _dspy_setup(ctx)
     knobs = gepa_settings(ctx.budget, len(trainset))
     optimizer = _bridge("RolloutsGEPA")(metric=feedback_metric, reflection_lm=reflect_lm, max_rollouts=ctx.budget,
-                                        max_concurrent=ctx.concurrency, seed=ctx.seed, **knobs)
+                                        num_threads=ctx.concurrency, seed=ctx.seed,
+                                        config={**knobs, "max_concurrent": ctx.concurrency})
     compiled = optimizer.compile(student, trainset=trainset, valset=devset)
     return ContenderResult(program_spec(compiled), {"settings": knobs})
 
@@ -165,11 +170,17 @@ def run_rollouts_mipro(ctx: RunContext) -> ContenderResult:
     from ..dspy_side import program_spec
     from .peers import _dspy_setup
 
-    _task_lm, reflect_lm, (score_metric, _), student, trainset, devset = _dspy_setup(ctx)
+    task_lm, reflect_lm, (score_metric, _), student, trainset, devset = _dspy_setup(ctx)
     knobs = mipro_settings(ctx.budget, len(trainset), len(devset))
-    optimizer = _bridge("RolloutsMIPRO")(metric=score_metric, prompt_model=reflect_lm, max_rollouts=ctx.budget,
-                                         max_concurrent=ctx.concurrency, seed=ctx.seed, **knobs)
-    compiled = optimizer.compile(student, trainset=trainset, valset=devset)
+    optimizer = _bridge("RolloutsMIPRO")(metric=score_metric, prompt_model=reflect_lm, task_model=task_lm,
+                                         auto=None, num_candidates=knobs["num_candidates"],
+                                         max_bootstrapped_demos=knobs["max_bootstrapped_demos"],
+                                         max_labeled_demos=knobs["max_labeled_demos"], num_threads=ctx.concurrency,
+                                         seed=ctx.seed, max_rollouts=ctx.budget,
+                                         config={"num_demo_sets": knobs["num_demo_sets"],
+                                                 "max_concurrent": ctx.concurrency})
+    compiled = optimizer.compile(student, trainset=trainset, valset=devset, num_trials=knobs["num_trials"],
+                                 minibatch_size=knobs["minibatch_size"])
     return ContenderResult(program_spec(compiled), {"settings": knobs})
 
 
