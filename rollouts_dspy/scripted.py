@@ -5,10 +5,8 @@ API key; the scripted task model follows rule lines in the prompt, so a better p
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,6 @@ def scripted_server(config: Any, rows: Sequence[dict[str, Any]], run_dir: Path |
     except OSError as exc:
         raise ConfigError(f"cannot restart the scripted server on port {port}, which this run used and its "
                           f"checkpoint expects ({exc}); free the port, or start over with a new --out") from None
-    _quiet_disconnects(server)
     try:
         if record is not None:
             record.parent.mkdir(parents=True, exist_ok=True)
@@ -54,21 +51,6 @@ def scripted_server(config: Any, rows: Sequence[dict[str, Any]], run_dir: Path |
         yield server.base_url
     finally:
         server.stop()
-
-
-def _quiet_disconnects(server: Any) -> None:
-    """On Ctrl-C the client side closes its connections mid-request; the stdlib server would print a traceback
-    per connection. Those are expected, so they are dropped (other handler errors are still printed)."""
-    httpd = getattr(server, "_httpd", None)
-    if httpd is None:
-        return
-    original = httpd.handle_error
-
-    def handle_error(request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, asyncio.CancelledError)):
-            original(request, client_address)
-
-    httpd.handle_error = handle_error
 
 
 def _intent_world(config: Any, rows: Sequence[dict[str, Any]]) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -137,6 +138,8 @@ def _error_body(message: str, kind: str, code: str) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
+    # Small JSON answers on keep-alive connections: without TCP_NODELAY each one waits on the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's parameter name
         pass  # quiet: tests and benchmarks read stats(), not access logs
@@ -195,6 +198,12 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # listen backlog: a burst of 64+ connections must not be refused
     owner: ScriptedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (Ctrl-C, a cancelled task, a client timeout) is normal for a test
+        # server; only real handler bugs deserve the stdlib's traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class ScriptedServer:
