@@ -129,6 +129,45 @@ class _LimitedTask:
         return self.task.labeled_demo(index, component)
 
 
+class _Autosave:
+    """Keeps the checkpoint current inside a generation: the last generation boundary plus every rollout and
+    reflection answer finished since, rewritten as rollouts finish, so even a killed process loses only the
+    calls in flight. A save that got slow (a large state) is spaced out to keep its overhead small."""
+
+    FAST = 0.05  # seconds: saves cheaper than this happen after every rollout
+    SPACING = 4.0  # slower saves wait this many times their own duration
+
+    def __init__(self, directory: str | None, run_key: Mapping[str, Any], state: GEPAState) -> None:
+        self.directory, self.run_key, self.state = directory, run_key, state
+        self.boundary: dict[str, Any] | None = None
+        self.serialized: dict[tuple[str, int], list[Any]] = {}
+        self.next_at = 0.0
+
+    def at_boundary(self) -> None:
+        if self.directory is None:
+            return
+        self.boundary = self.state.to_dict(caches=False)
+        save_checkpoint(self.directory, self.run_key, self._body())
+
+    def _body(self) -> dict[str, Any]:
+        for (k, i), r in self.state.rollouts.items():
+            if (k, i) not in self.serialized:
+                self.serialized[(k, i)] = [k, i, r.to_dict()]
+        assert self.boundary is not None
+        return {**self.boundary, "rollouts": list(self.serialized.values()),
+                "reflections": dict(self.state.reflections)}
+
+    def progress(self, *, force: bool = False) -> None:
+        if self.directory is None or self.boundary is None:
+            return
+        now = time.monotonic()
+        if not force and now < self.next_at:
+            return
+        save_checkpoint(self.directory, self.run_key, self._body(), sync=force)
+        spent = time.monotonic() - now
+        self.next_at = now if spent < self.FAST else now + self.SPACING * spent
+
+
 @dataclass
 class _Made:
     candidate: Candidate | None
@@ -151,6 +190,7 @@ class _Shell:
         self.model = _ReplayModel(reflection, state.reflections, limit, self.ledger)
         self.started = time.monotonic()
         self.starved = False
+        self.autosave: _Autosave | None = None
         self._spent, self._count = 0.0, 0
         self._by_key: dict[str, tuple[float, int]] = {}
         for (key, _), r in state.rollouts.items():
@@ -169,6 +209,8 @@ class _Shell:
         self._count += 1
         spent, count = self._by_key.get(candidate.key, (0.0, 0))
         self._by_key[candidate.key] = (spent + cost, count + 1)
+        if self.autosave is not None:
+            self.autosave.progress()
         self.state.tokens += rollout.usage.total_tokens
         self.state.cost_usd = self.ledger.cost_usd
 
@@ -356,30 +398,27 @@ async def optimize_gepa(
     if not state.entries:
         state.add(initial, 0, "initial")
     shell = _Shell(task, reflection, config, state, reporter)
+    autosave = _Autosave(config.checkpoint_dir, run_key, state)
+    shell.autosave = autosave
     shell.emit(RunStarted("gepa", config.generations, config.max_rollouts, _estimate(config)))
     if config.overlap:
         shell.emit(RunWarning(f"train_seeds and val_seeds share {len(config.overlap)} indices "
                               f"(e.g. {list(config.overlap[:5])}): validation is not held out"))
-    boundary = state.to_dict() if config.checkpoint_dir else None
+    autosave.at_boundary()
     try:
         while not (reason := _stop_reason(shell)):
             stats = await shell.generation()
             best = max((e.train_mean for e in state.full_entries() if e.train_mean is not None), default=None)
             if any(engine.is_perfect(e, config) for e in state.full_entries()):
                 state.stop_reason = "perfect_score"
-            if config.checkpoint_dir:
-                boundary = state.to_dict()
-                save_checkpoint(config.checkpoint_dir, run_key, state)
+            autosave.at_boundary()
             shell.emit(StepFinished("gepa", stats, best))
             shell.emit(BudgetUpdated(shell.ledger.rollouts_used, config.max_rollouts, shell.ledger.cost_usd))
         validated = await shell.validate()
     except BaseException:
-        if config.checkpoint_dir and boundary is not None:
-            # Keep every rollout and reflection answer paid for in the unfinished generation: the resumed run
-            # replays that generation from the boundary and finds them all in the cache.
-            boundary["rollouts"] = [[k, i, r.to_dict()] for (k, i), r in state.rollouts.items()]
-            boundary["reflections"] = dict(state.reflections)
-            save_checkpoint(config.checkpoint_dir, run_key, GEPAState.from_dict(boundary))
+        # Keep every rollout and reflection answer paid for in the unfinished generation: the resumed run
+        # replays that generation from the boundary and finds them all in the cache.
+        autosave.progress(force=True)
         raise
     if config.checkpoint_dir:
         save_checkpoint(config.checkpoint_dir, run_key, state)

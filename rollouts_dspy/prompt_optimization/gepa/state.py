@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,8 +113,9 @@ class GEPAState:
     def full_entries(self) -> list[Entry]:
         return [e for e in self.entries.values() if e.full and e.train]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, caches: bool = True) -> dict[str, Any]:
+        """The JSON-safe state; `caches=False` leaves out the rollouts and reflection answers."""
+        out = {
             "entries": [e.to_dict() for e in self.entries.values()],
             "population": list(self.population),
             "generation": self.generation,
@@ -121,9 +123,11 @@ class GEPAState:
             "tokens": self.tokens,
             "cost_usd": self.cost_usd,
             "stop_reason": self.stop_reason,
-            "rollouts": [[k, i, r.to_dict()] for (k, i), r in self.rollouts.items()],
-            "reflections": dict(self.reflections),
         }
+        if caches:
+            out["rollouts"] = [[k, i, r.to_dict()] for (k, i), r in self.rollouts.items()]
+            out["reflections"] = dict(self.reflections)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GEPAState:
@@ -147,9 +151,25 @@ def message_digest(messages: Sequence[Message]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def save_checkpoint(directory: str, fingerprint: Mapping[str, Any], state: GEPAState) -> None:
-    write_json_atomic(Path(directory) / CHECKPOINT_FILE,
-                      {"kind": KIND, "version": VERSION, "fingerprint": dict(fingerprint), "state": state.to_dict()})
+def save_checkpoint(directory: str, fingerprint: Mapping[str, Any], state: GEPAState | Mapping[str, Any], *,
+                    sync: bool = True) -> None:
+    """Write the state (a GEPAState or its dict). `sync=False` skips the fsync: still atomic against a killed
+    process (the rename is), only not against a power cut; used for the frequent mid-generation saves."""
+    body = state.to_dict() if isinstance(state, GEPAState) else dict(state)
+    data = {"kind": KIND, "version": VERSION, "fingerprint": dict(fingerprint), "state": body}
+    path = Path(directory) / CHECKPOINT_FILE
+    if sync:
+        write_json_atomic(path, data)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+                       encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(directory: str, fingerprint: Mapping[str, Any]) -> GEPAState | None:
