@@ -1,0 +1,197 @@
+"""Property-based: any input to `format_prompt`, and any bytes or JSON given to the file loaders (templates,
+results, checkpoints of both engines), gives either a result or our own clear error, never another exception."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rollouts_dspy.dtypes import Message, Sample
+from rollouts_dspy.errors import CheckpointError, DatasetError, ResultFileError, TemplateError
+from rollouts_dspy.io import load_result, load_template, save_result, save_template
+from rollouts_dspy.prompt_optimization.checkpoint import read_json_state
+from rollouts_dspy.prompt_optimization.formatting import format_prompt, placeholders
+from rollouts_dspy.prompt_optimization.protocols import Rollout, RolloutError
+from rollouts_dspy.prompt_optimization.types import (
+    Candidate,
+    CandidateRecord,
+    FewShotExample,
+    GenerationStats,
+    OptimizationResult,
+    PromptTemplate,
+)
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# Template text rich in the characters that matter to str.format: braces, colons, bangs, brackets, dots.
+template_text = st.text(alphabet=st.sampled_from(list(string.ascii_letters[:6] + "{}{}:!.[]0_ \n")), max_size=40)
+names = st.sampled_from(["a", "b", "query", "c_1", "0", "", "a.b", "x[0]", " ", "é"])
+values = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True), st.none(), st.booleans(),
+                   st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                   st.binary(max_size=5))
+rows = st.dictionaries(st.one_of(names, st.text(max_size=8)), values, max_size=5)
+demos = st.lists(st.builds(FewShotExample, input=st.text(max_size=20), output=st.text(max_size=20)), max_size=2)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+              st.text(max_size=10)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@SETTINGS
+@given(system=st.text(max_size=20), user=template_text, row=st.one_of(rows, values), few_shot=demos)
+def test_format_prompt_gives_messages_or_our_error(system, user, row, few_shot):
+    template = PromptTemplate(system=system, user_template=user, few_shot_examples=tuple(few_shot))
+    try:
+        messages = format_prompt(template, row)
+    except (TemplateError, DatasetError) as exc:
+        assert str(exc)
+        return
+    assert messages and all(isinstance(m, Message) for m in messages)
+    assert messages[-1].role == "user" and isinstance(messages[-1].content, str)
+    assert set(placeholders(user)) <= set(row)
+
+
+@SETTINGS
+@given(user=template_text, row=rows)
+def test_format_prompt_on_samples_gives_messages_or_our_error(user, row):
+    template = PromptTemplate(system="s", user_template=user)
+    try:
+        format_prompt(template, Sample(id="1", input=row))
+    except (TemplateError, DatasetError):
+        pass
+
+
+def _mutations(data: st.DataObject, tree: Any, depth: int = 0) -> Any:
+    """`tree` with one randomly chosen subtree replaced by an arbitrary JSON value (or a key dropped)."""
+    if depth > 6 or not isinstance(tree, (dict, list)) or not tree or data.draw(st.booleans()):
+        return data.draw(json_values)
+    if isinstance(tree, dict):
+        key = data.draw(st.sampled_from(sorted(tree)))
+        out = dict(tree)
+        if data.draw(st.integers(0, 4)) == 0:
+            del out[key]
+        else:
+            out[key] = _mutations(data, tree[key], depth + 1)
+        return out
+    i = data.draw(st.integers(0, len(tree) - 1))
+    return [*tree[:i], _mutations(data, tree[i], depth + 1), *tree[i + 1:]]
+
+
+TEMPLATE = PromptTemplate(system="Classify.", user_template="Query: {query}",
+                          few_shot_examples=(FewShotExample("Query: hi", "greeting"),), score=0.5, id="t1")
+CANDIDATE = Candidate.from_template(TEMPLATE)
+RESULT = OptimizationResult(
+    best_template=TEMPLATE, final_population=(TEMPLATE,),
+    history=(GenerationStats(0, 0.5, 0.4, 2, 10, 100, 0.0, 1.0),), method="gepa", best_candidate_id="c0",
+    initial_template=TEMPLATE,
+    candidates=(CandidateRecord(id="c0", candidate=CANDIDATE, generation=0, origin="initial",
+                                train_scores={0: 1.0, 1: 0.0}, val_scores={2: 1.0}),),
+    usage={"task": {"calls": 3, "retries": 1, "failures": 0}}, rollouts_used=10, stop_reason="generations",
+)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("saved")
+    save_template(TEMPLATE, folder / "t.json")
+    save_result(RESULT, folder / "r.json")
+    return {"template": json.loads((folder / "t.json").read_text()),
+            "result": json.loads((folder / "r.json").read_text())}
+
+
+def _write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@SETTINGS
+@given(blob=st.binary(max_size=200))
+def test_loaders_on_arbitrary_bytes(blob, tmp_path):
+    path = _write(tmp_path, "any.json", blob)
+    for load in (load_template, load_result):
+        try:
+            load(path)
+        except ResultFileError as exc:
+            assert str(path) in str(exc)
+    try:
+        read_json_state(path, kind="rollouts-dspy/gepa-state", version=1)
+    except CheckpointError as exc:
+        assert str(path) in str(exc)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_load_template_and_result_on_damaged_json(data, saved, tmp_path):
+    for kind, load in (("template", load_template), ("result", load_result)):
+        damaged = _mutations(data, saved[kind])
+        path = _write(tmp_path, f"{kind}.json", json.dumps(damaged).encode())
+        try:
+            load(path)
+        except ResultFileError as exc:
+            assert str(path) in str(exc)
+
+
+def _gepa_state() -> dict[str, Any]:
+    from rollouts_dspy.prompt_optimization.gepa.state import GEPAState
+
+    state = GEPAState()
+    entry, _ = state.add(CANDIDATE, 0, "initial")
+    rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
+    failed = Rollout(1, None, "", {"query": "yo"}, "", RolloutError("llm", "503"))
+    state.rollouts[(CANDIDATE.key, 0)] = rollout
+    state.rollouts[(CANDIDATE.key, 1)] = failed
+    entry.absorb({0: rollout, 1: failed}, "train")
+    state.population = [entry.id]
+    state.history.append(GenerationStats(0, 1.0, 1.0, 1, 2, 10, 0.0, 0.1))
+    state.reflections["abc"] = "New instruction."
+    return state.to_dict()
+
+
+@SETTINGS
+@given(data=st.data())
+def test_gepa_checkpoint_reader_on_damaged_state(data, tmp_path):
+    from rollouts_dspy.prompt_optimization.gepa.state import CHECKPOINT_FILE, KIND, VERSION, load_checkpoint
+
+    fingerprint = {"seed": 1}
+    good = {"kind": KIND, "version": VERSION, "fingerprint": fingerprint, "state": _gepa_state()}
+    damaged = _mutations(data, good)
+    (tmp_path / CHECKPOINT_FILE).write_text(json.dumps(damaged))
+    try:
+        load_checkpoint(str(tmp_path), fingerprint)
+    except CheckpointError as exc:
+        assert CHECKPOINT_FILE in str(exc)
+
+
+def _mipro_state() -> dict[str, Any]:
+    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, TrialEntry
+
+    rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
+    trial = TrialEntry(0, "i0d0", {"system": (0, 0)}, {0: 1.0}, 1.0, GenerationStats(0, 1.0, 1.0, 1, 1, 5, 0.0, 0.1))
+    state = MiproState("fp", {"system": ["Classify.", "Classify well."]}, {"system": [(), ({"input": "a",
+                                                                                            "output": "b"},)]},
+                       summary="s", trials={0: trial}, full_evaluated=["i0d0"], cache={(CANDIDATE.key, 0): rollout},
+                       rollouts_used=1)
+    return state.to_dict()
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mipro_state_reader_on_damaged_state(data, tmp_path):
+    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, state_path
+
+    storage = str(tmp_path / "study.db")
+    damaged = _mutations(data, _mipro_state())
+    state_path(storage).write_text(json.dumps(damaged))
+    try:
+        MiproState.load(storage, "fp")
+    except CheckpointError as exc:
+        assert "study.db" in str(exc)
