@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -18,7 +19,7 @@ from typing import Any
 
 from .dtypes import Endpoint, Message, Tool, ToolCall, Usage
 
-__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "litellm_module"]
+__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "litellm_module", "redact_secrets"]
 
 _litellm: ModuleType | None = None
 
@@ -202,10 +203,22 @@ class LLMSession:
 
 
 def _redact(text: str, endpoint: Endpoint) -> str:
-    key = endpoint.api_key or ""
-    if len(key) >= 4:
-        text = text.replace(key, "[redacted]")
-    return text[:2000]
+    return redact_secrets(text, endpoint.api_key)[:2000]
+
+
+_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+_SECRET_TEXT = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}|(?<=Bearer )[A-Za-z0-9_\-.=]{8,}")
+
+
+def redact_secrets(text: str, *keys: str | None) -> str:
+    """`text` with API keys replaced by '[redacted]': the given `keys`, the values of secret-named environment
+    variables (a key litellm read from OPENAI_API_KEY is not on the Endpoint, but providers echo it back in
+    error messages) and anything shaped like a key ('sk-...', 'Bearer ...')."""
+    secrets = {k for k in keys if k and len(k) >= 4}
+    secrets.update(v for name, v in os.environ.items() if _SECRET_ENV.search(name) and len(v) >= 8)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return _SECRET_TEXT.sub("[redacted]", text)
 
 
 def _parse_response(response: Any, endpoint: Endpoint) -> Completion:
