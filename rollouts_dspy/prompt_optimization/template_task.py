@@ -19,6 +19,10 @@ __all__ = [
     "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "probe_score_fn", "render_transcript",
 ]
 
+SYSTEMIC_LLM_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError",
+                                 "PaymentRequiredError", "BudgetExceededError"})
+"""Permanent provider errors that say nothing about the prompt: every call would fail the same way."""
+
 EnvironmentFactory = Callable[[dict], Any]
 """`(row) -> Environment`, sync or async; called once per rollout for a fresh environment."""
 
@@ -116,7 +120,10 @@ class TemplateTask:
         try:
             trajectory = await self._trajectory(messages, sample)
         except AgentError as exc:
-            error = RolloutError("llm" if exc.retryable else _kind(exc.kind), exc.message)
+            # A wrong key, a missing model or an exhausted account is the provider's refusal, not the prompt's
+            # failure: unmeasured like an outage (so a run of them stops the run), never scored 0.
+            unmeasured = exc.retryable or exc.kind in SYSTEMIC_LLM_ERRORS
+            error = RolloutError("llm" if unmeasured else _kind(exc.kind), exc.message)
             # A permanent LLM error (bad request, context too long) is this prompt's failure: a measured 0.
             score = None if error.kind in ("llm", "environment") else 0.0
             out = render_transcript(exc.trajectory.messages[len(messages):])

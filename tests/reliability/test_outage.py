@@ -169,3 +169,18 @@ async def test_an_optimizer_model_that_is_down_stops_the_run_too(method, tmp_pat
             await optimize(WEAK, cfg, DATA, task, optimizer, intent_score, progress=False)
         assert down.stats().requests_total <= 2 * (DEFAULT_OUTAGE_THRESHOLD + cfg.max_concurrent)
     assert checkpoint_files(tmp_path)
+
+
+@pytest.mark.parametrize("method", METHODS)
+async def test_a_rejected_api_key_stops_the_run_instead_of_scoring_zeros(method, tmp_path):
+    """401 on every call: not the prompt's fault, so no rollout may be scored 0 for it; the run stops with the
+    provider's message (its key redacted) after a bounded number of calls, which are not retried."""
+    from test_secrets import echoing_provider
+
+    cfg = (gepa_config(**storage(method, tmp_path)) if method == "gepa"
+           else mipro_config(**storage(method, tmp_path)))
+    with echoing_provider(401) as provider:
+        with pytest.raises(ProviderUnavailableError) as caught:
+            await run(method, provider, cfg)
+    assert "AuthenticationError" in str(caught.value) and "Incorrect API key" in str(caught.value)
+    assert checkpoint_files(tmp_path)
