@@ -223,12 +223,16 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _intents(setup: dict[str, Any]) -> str:
+    return f" (queries of the {setup['n_intents']} most frequent intents)" if setup.get("n_intents") else ""
+
+
 def markdown(data: dict[str, Any], notes: str = "") -> str:
     env = data["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     settings = data["settings"]
-    worlds = "; ".join(f"{k}: {v['n_train']} train / {v['n_dev']} dev / {v['n_val']} held-out rows, budget "
-                       f"{v['budget']} rollouts" for k, v in settings["worlds"].items())
+    worlds = "; ".join(f"{k}{_intents(v)}: {v['n_train']} train / {v['n_dev']} dev / {v['n_val']} held-out rows, "
+                       f"budget {v['budget']} rollouts" for k, v in settings["worlds"].items())
     parts = [
         "# Benchmarks",
         "",
