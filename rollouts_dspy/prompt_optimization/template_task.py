@@ -57,20 +57,28 @@ def check_score_fn(score_fn: Any) -> None:
 
 
 def probe_score_fn(score_fn: ScoreFn, messages: list[Message], sample: Sample) -> None:
-    """Call a *sync* score_fn once on an empty answer: a wrong return type is then a clear error before any LLM
-    call. A score_fn that raises on an empty answer is left alone (it may rightly need a real one)."""
-    if inspect.iscoroutinefunction(score_fn) or inspect.iscoroutinefunction(type(score_fn).__call__):
-        return
+    """Call the score_fn once on an empty answer: a wrong return type is then a clear error before any LLM
+    call. An async score_fn is awaited on a private event loop in a worker thread (this runs inside the caller's
+    loop). A score_fn that raises on an empty answer is left alone (it may rightly need a real one)."""
     try:
         value = score_fn(Trajectory(tuple(messages) + (Message("assistant", ""),)), sample)
+        if inspect.isawaitable(value):
+            value = _await_aside(value)
     except Exception:  # noqa: BLE001 - see docstring: raising on an empty answer is allowed
-        return
-    if inspect.isawaitable(value):
-        if hasattr(value, "close"):
-            value.close()
         return
     if not isinstance(value, Score):
         raise ScoreFnError(f"score_fn must return a Score, but returned {type(value).__name__}: {value!r:.200}")
+
+
+def _await_aside(awaitable: Any, timeout: float = 30.0) -> Any:
+    import asyncio
+    import concurrent.futures
+
+    async def wait() -> Any:
+        return await awaitable
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, wait()).result(timeout=timeout)
 
 
 def render_transcript(messages: Sequence[Message]) -> str:
