@@ -137,16 +137,22 @@ retry_backoff = 0.01
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_the_cli_reports_the_outage_without_a_traceback(method, tmp_path):
-    with ScriptedServer(down=True) as down:
+def test_the_cli_reports_the_outage_without_a_traceback_or_the_key(method, tmp_path):
+    """The provider fails every call, quoting the key litellm read from OPENAI_API_KEY in its message: the CLI
+    prints one clear error with the resume command (exit 1), keeps the checkpoint, and shows the key nowhere."""
+    from reliability_helpers import FAKE_KEY
+    from test_secrets import echoing_provider, files_with_key, leaks
+
+    with echoing_provider(500) as down:
         config = write_cli_config(tmp_path, down.base_url, method)
         proc = popen(["-m", "rollouts_dspy.cli", "optimize", "--method", method, "--config", config,
-                      "--out", str(tmp_path / "out"), "--quiet"], cwd=REPO, OPENAI_API_KEY="sk-test")
+                      "--out", str(tmp_path / "out"), "--progress", "lines"], cwd=REPO, OPENAI_API_KEY=FAKE_KEY)
         out, err = proc.communicate(timeout=90)
     assert proc.returncode == 1, (proc.returncode, out, err)
     assert "Traceback" not in err and "Traceback" not in out, err
     assert "provider" in err and "--resume" in err, err
     assert (tmp_path / "out" / "checkpoint").is_dir()
+    assert not leaks(out + err) and not files_with_key(tmp_path)
 
 
 @pytest.mark.parametrize("method", METHODS)
