@@ -118,17 +118,25 @@ def dedupe_instructions(original: str, proposals: Sequence[str | None]) -> list[
 
 @dataclass(frozen=True)
 class ProposalResult:
+    """`errors` are the exceptions proposer calls raised (the caller tells an outage from a broken proposer)."""
+
     instructions: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    errors: tuple[Exception, ...] = ()
+    calls: int = 0
 
 
-async def _ask(proposer: LanguageModel, messages: list[Message]) -> tuple[str | None, Usage, str | None]:
+async def _ask(proposer: LanguageModel, messages: list[Message]) -> tuple[str | None, Usage, Exception | None]:
     try:
         text, usage = await proposer.complete(messages)
     except Exception as exc:  # noqa: BLE001 - a failed proposal is one candidate fewer, never a dead run
-        return None, Usage(), f"{type(exc).__name__}: {exc}"
+        return None, Usage(), exc
     return text, usage, None
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def summarize_dataset(proposer: LanguageModel, examples: Sequence[Mapping[str, Any]]) -> ProposalResult:
@@ -137,8 +145,8 @@ async def summarize_dataset(proposer: LanguageModel, examples: Sequence[Mapping[
         return ProposalResult(("",))
     text, usage, error = await _ask(proposer, summary_messages(examples))
     summary = (text or "").replace("```", "").strip()[:2000]
-    warnings = (f"dataset summary failed ({error}); proposing without it",) if error else ()
-    return ProposalResult((summary,), warnings, usage)
+    warnings = (f"dataset summary failed ({_describe(error)}); proposing without it",) if error else ()
+    return ProposalResult((summary,), warnings, usage, (error,) if error else (), 1)
 
 
 async def propose_for_component(
@@ -163,16 +171,19 @@ async def propose_for_component(
     replies = await asyncio.gather(*(_ask(proposer, m) for m in requests))
     usage = Usage()
     warnings: list[str] = []
+    errors: list[Exception] = []
     parsed: list[str | None] = []
     for k, (text, u, error) in enumerate(replies, start=1):
         usage = usage + u
         instruction = parse_instruction(text) if error is None else None
         if error is not None:
-            warnings.append(f"proposal {k} failed: {error}")
+            errors.append(error)
+            warnings.append(f"proposal {k} failed: {_describe(error)}")
         elif instruction is None:
             warnings.append(f"proposal {k} dropped: not an instruction ({(text or '')[:60]!r})")
         parsed.append(instruction)
-    return ProposalResult(tuple(dedupe_instructions(current, parsed)), tuple(warnings), usage)
+    return ProposalResult(tuple(dedupe_instructions(current, parsed)), tuple(warnings), usage, tuple(errors),
+                          len(requests))
 
 
 def _never_called(*_: Any) -> Any:  # TemplateTask wants a score_fn; rendering labeled demos never scores

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from ...dtypes import Usage
 from ...errors import ConfigError
 from ..budget import Budget, BudgetLedger
-from ..evaluation import Evaluator
+from ..evaluation import Evaluator, ProviderUnavailableError
 from ..events import Reporter, RunFinished, RunStarted, RunWarning, StepFinished
 from ..protocols import LanguageModel, Rollout, Task
 from ..types import Candidate, CandidateRecord, GenerationStats, SearchOutcome
@@ -21,13 +21,16 @@ from . import schedule as sch
 from .config import MIPROConfig
 from .demos import build_demo_sets, collect_bootstrapped, labeled_pool
 from .estimate import bootstrap_limit, bootstrap_target, estimate_calls
-from .proposals import propose_for_component, summarize_dataset
+from .proposals import ProposalResult, propose_for_component, summarize_dataset
 from .search import Study, combination_id
 from .state import MiproState, TrialEntry, fingerprint
 
 __all__ = ["optimize_mipro"]
 
 METHOD = "mipro"
+SAVE_EVERY_ROLLOUT_UP_TO = 5000
+SAVE_INTERVAL = 2.0
+PRICE_MARGIN = 1.25
 Choice = Mapping[str, tuple[int, int]]
 
 
@@ -36,6 +39,11 @@ async def optimize_mipro(
 ) -> SearchOutcome:
     """Search (instruction, demo set) per component of `initial` with MIPROv2's recipe; see docs/readme/mipro.md."""
     return await _Run(task, proposer, initial, config, reporter).execute()
+
+
+def _lost(rollout: Rollout) -> bool:
+    """Unmeasured because the LLM call failed transiently (not cached: trying again may measure it)."""
+    return rollout.error is not None and rollout.error.kind == "llm"
 
 
 class _Run:
@@ -54,11 +62,13 @@ class _Run:
         self.resumed = loaded is not None
         self.ledger = BudgetLedger(Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd),
                                    rollouts_used=self.state.rollouts_used, cost_usd=self.state.cost_usd)
+        self.base_rollouts = self.state.rollouts_used
         self.evaluator = Evaluator(task, self.ledger, self.state.cache, on_rollout=self._on_rollout)
         self.reserve = sch.validation_reserve(len(self.val), config.num_top_for_validation) if self.val else 0
         self.initial_id = combination_id({c: (0, 0) for c in self.components}, self.components)
         self.stop_reason = "num_trials"
-        self.started = time.monotonic()
+        self.started = self.last_save = time.monotonic()
+        self.committed = 0.0  # dollars of rollouts started under the dollar guard and not yet settled
 
     # ------------------------------------------------------------------ plumbing
     def _emit(self, event: object) -> None:
@@ -67,6 +77,36 @@ class _Run:
 
     def _on_rollout(self, _candidate: Candidate, rollout: Rollout) -> None:
         self.state.tokens += rollout.usage.total_tokens
+        # Every finished rollout is checkpointed, so a killed run loses only the rollouts in flight. Large
+        # states are written at most every SAVE_INTERVAL seconds (rewriting megabytes per rollout costs more
+        # than the rollouts it could save).
+        now = time.monotonic()
+        if len(self.state.cache) <= SAVE_EVERY_ROLLOUT_UP_TO or now - self.last_save >= SAVE_INTERVAL:
+            self._save()
+
+    def _price(self) -> float:
+        """A cautious price of one rollout: the dearest seen so far, plus a margin (prompts with more demos
+        cost more than the cheap zero-shot runs that dominate an average)."""
+        return PRICE_MARGIN * max((r.usage.cost_usd or 0.0 for r in self.state.cache.values()), default=0.0)
+
+    async def evaluate(self, candidate: Candidate, indices: Sequence[int]) -> dict[int, Rollout]:
+        return await self._evaluate(candidate, indices)
+
+    async def _evaluate(self, candidate: Candidate, indices: Sequence[int]) -> dict[int, Rollout]:
+        """The Evaluator under a dollar guard: with `max_cost_usd`, only as many new rollouts start as the
+        remaining dollars pay for at the cautious price, counting what other evaluations have committed."""
+        limit, price = self.config.max_cost_usd, self._price()
+        if limit is None or price <= 0:
+            return await self.evaluator.evaluate(candidate, indices)
+        cached = self.evaluator.cached(candidate, indices)
+        todo = [i for i in indices if i not in cached]
+        todo = todo[:max(0, int((limit - self.ledger.cost_usd - self.committed) // price))]
+        allowed = set(todo) | set(cached)
+        self.committed += len(todo) * price
+        try:
+            return await self.evaluator.evaluate(candidate, [i for i in indices if i in allowed])
+        finally:
+            self.committed -= len(todo) * price
 
     def _room(self) -> int | None:
         costs = [r.usage.cost_usd or 0.0 for r in self.state.cache.values()]
@@ -76,8 +116,11 @@ class _Run:
             avg_rollout_cost=sum(costs) / len(costs) if costs else 0.0, reserve=self.reserve)
 
     def _save(self) -> None:
-        self.state.rollouts_used, self.state.cost_usd = self.ledger.rollouts_used, self.ledger.cost_usd
+        # Finished rollouts only: reservations still in flight are re-run (and re-counted) after a resume.
+        self.state.rollouts_used = self.base_rollouts + self.evaluator.rollouts_run
+        self.state.cost_usd = self.ledger.cost_usd
         self.state.save(self.config.storage)
+        self.last_save = time.monotonic()
 
     def _candidate(self, choice: Choice) -> Candidate:
         instructions, demos = dict(self.initial.instructions), dict(self.initial.demos)
@@ -108,10 +151,15 @@ class _Run:
         if cfg.max_rollouts is not None and cfg.max_rollouts < self.reserve + min(cfg.minibatch_size, len(self.train)):
             self._emit(RunWarning(f"max_rollouts={cfg.max_rollouts} barely covers the validation reserve of "
                                   f"{self.reserve} rollouts: the search will be short or empty"))
-        if not self.resumed:
-            await self._setup()
-        await self._search()
-        return await self._finish()
+        try:
+            if self.state.stage == "setup":
+                await self._setup()
+            await self._search()
+            return await self._finish()
+        except BaseException:
+            # An outage (ProviderUnavailableError), Ctrl-C or a bug: keep the paid work for a resume.
+            self._save()
+            raise
 
     async def _setup(self) -> None:
         cfg = self.config
@@ -121,7 +169,7 @@ class _Run:
         if cfg.max_bootstrapped_demos > 0:
             room = self._room()
             limit = bootstrap_limit(cfg, len(order)) if room is None else min(room, bootstrap_limit(cfg, len(order)))
-            found = await collect_bootstrapped(self.evaluator, self.initial, order, target=bootstrap_target(cfg),
+            found = await collect_bootstrapped(self, self.initial, order, target=bootstrap_target(cfg),
                                                threshold=cfg.bootstrap_threshold, limit=limit,
                                                chunk=cfg.max_concurrent)
         pools: dict[str, list[Mapping]] = {}
@@ -136,6 +184,7 @@ class _Run:
             pools[c] = [d for _, d in boot] + [d for _, d in labeled]
             examples = examples or [d for _, d in labeled[:cfg.summary_examples]]
         await self._propose(pools, examples)
+        self.state.stage = "search"
         self._save()
 
     async def _propose(self, pools: Mapping[str, list[Mapping]], labeled_examples: list[Mapping]) -> None:
@@ -152,12 +201,22 @@ class _Run:
                                   pool=pools[c], num_candidates=cfg.num_candidates, tips=cfg.tips,
                                   per_prompt=cfg.proposal_demos, seed=cfg.seed, component=c if multi else None)
             for c in self.components))
+        self._check_outage([summary, *results])
         for c, result in zip(self.components, results, strict=True):
             self.state.instructions[c] = list(result.instructions)
             lost = len(result.warnings)
             note = (f"{lost} of {cfg.num_candidates - 1} proposals for {c!r} were lost (first: "
                     f"{result.warnings[0]}); {len(result.instructions) - 1} new instructions remain",) if lost else ()
             self._charge(result.usage, note)
+
+    @staticmethod
+    def _check_outage(results: Sequence[ProposalResult]) -> None:
+        """Every proposer call failed on a transient provider error: the proposer is down, and a search that
+        can propose nothing would only pretend to run. Garbage replies or a proposer bug are not an outage."""
+        calls = sum(r.calls for r in results)
+        errors = [e for r in results for e in r.errors]
+        if calls and len(errors) == calls and any(getattr(e, "retryable", False) for e in errors):
+            raise ProviderUnavailableError(len(errors), f"proposer: {errors[-1]}")
 
     def _charge(self, usage: Usage, warnings: Sequence[str]) -> None:
         self.ledger.charge(usage.cost_usd)
@@ -190,18 +249,28 @@ class _Run:
         means = [m for m in map(sch.mean, scores.values()) if m is not None]
         return max(means) if means else None
 
-    def _recover(self, study: Study) -> None:
-        """Trials a crash left RUNNING: finished from the saved state when their results were saved, else
-        failed and their parameters enqueued again (their saved rollouts are reused)."""
-        for number, choice in study.running():
+    async def _recover(self, study: Study) -> None:
+        """Trials a crash left RUNNING are finished as the batch they belonged to: told from the saved state
+        when their results were saved, else run now with their own number and parameters (same minibatch;
+        their finished rollouts come from the saved cache), so the run continues exactly where it stopped."""
+        orphans = [(n, c) for n, c in study.running() if n not in self.state.trials]
+        for number, _ in study.running():
             if number in self.state.trials:
                 study.tell(number, self.state.trials[number].value)
-            else:
-                study.abandon(number, choice)
+        if orphans:
+            await self._finish_batch(study, orphans)
+        if self.state.pending_full_eval:
+            await self._full_eval()
 
     async def _trial(self, number: int, choice: Choice) -> TrialEntry:
         indices = sch.minibatch(self.train, self.config.minibatch_size, self.config.seed, number)
-        results = await self.evaluator.evaluate(self._candidate(choice), indices)
+        candidate = self._candidate(choice)
+        results = await self._evaluate(candidate, indices)
+        missing = [i for i in indices if i not in results or _lost(results[i])]
+        if missing and not self.ledger.exhausted:
+            # Rollouts lost to a transient LLM failure are tried once more (a provider that is really down
+            # then reaches the outage threshold and stops the run): a trial is recorded on its whole minibatch.
+            results.update(await self._evaluate(candidate, missing))
         scores = {i: r.score for i, r in results.items() if r.score is not None}
         return TrialEntry(number, combination_id(choice, self.components), dict(choice), scores, sch.mean(scores),
                           self._stats(number, None, 0))
@@ -210,7 +279,7 @@ class _Run:
         cfg = self.config
         sizes = {c: (len(self.state.instructions[c]), len(self.state.demo_sets[c])) for c in self.components}
         study = Study(sizes, cfg.seed, cfg.storage)
-        self._recover(study)
+        await self._recover(study)
         per_batch = sch.trials_per_batch(cfg.max_concurrent, cfg.minibatch_size, len(self.train), cfg.trials_per_batch)
         per_trial = min(cfg.minibatch_size, len(self.train))
         while len(self.state.trials) < cfg.num_trials:
@@ -223,33 +292,40 @@ class _Run:
                 self._emit(RunWarning(f"budget reached after {len(self.state.trials)} trials; the rest of the "
                                       "budget is kept for the final validation"))
                 break
-            done_before = len(self.state.trials)
-            entries = await asyncio.gather(*(self._trial(number, choice) for number, choice in study.ask(n)))
-            for e in entries:
-                # Stats after the whole batch: the numbers do not depend on which trial finished first.
-                e.stats = self._stats(e.number, e.value, len(e.scores))
-                self.state.trials[e.number] = e
-            self._save()  # before telling Optuna: a crash in between is recovered from the saved trials
-            for e in sorted(entries, key=lambda e: e.number):
-                study.tell(e.number, e.value)
-            best = self._best_so_far()
-            for e in sorted(entries, key=lambda e: e.number):
-                self._emit(StepFinished(METHOD, e.stats, best))
-            if sch.full_eval_due(done_before, len(self.state.trials), cfg.full_eval_every, cfg.num_trials):
-                await self._full_eval()
+            await self._finish_batch(study, study.ask(n))
+
+    async def _finish_batch(self, study: Study, asked: Sequence[tuple[int, Choice]]) -> None:
+        """Run a batch of asked trials concurrently, save, tell Optuna in trial-number order, report, and give
+        the full evaluation the batch may owe."""
+        cfg = self.config
+        done_before = len(self.state.trials)
+        entries = await asyncio.gather(*(self._trial(number, choice) for number, choice in asked))
+        for e in entries:
+            # Stats after the whole batch: the numbers do not depend on which trial finished first.
+            e.stats = self._stats(e.number, e.value, len(e.scores))
+            self.state.trials[e.number] = e
+        self.state.pending_full_eval = sch.full_eval_due(done_before, len(self.state.trials), cfg.full_eval_every,
+                                                         cfg.num_trials)
+        self._save()  # before telling Optuna: a crash in between is recovered from the saved trials
+        for e in sorted(entries, key=lambda e: e.number):
+            study.tell(e.number, e.value)
+        best = self._best_so_far()
+        for e in sorted(entries, key=lambda e: e.number):
+            self._emit(StepFinished(METHOD, e.stats, best))
+        if self.state.pending_full_eval:
+            await self._full_eval()
 
     async def _full_eval(self) -> None:
         order, scores, choices = self._combos()
         combo = sch.pick_for_full_eval(scores, order, set(self.state.full_evaluated))
-        if combo is None:
-            return
-        candidate = self._candidate(choices[combo])
-        need = len(self.train) - len(self.evaluator.cached(candidate, self.train))
-        room = self._room()
-        if room is not None and need > room:
-            return
-        await self.evaluator.evaluate(candidate, self.train)
-        self.state.full_evaluated.append(combo)
+        if combo is not None:
+            candidate = self._candidate(choices[combo])
+            need = len(self.train) - len(self.evaluator.cached(candidate, self.train))
+            room = self._room()
+            if room is None or need <= room:
+                await self._evaluate(candidate, self.train)
+                self.state.full_evaluated.append(combo)
+        self.state.pending_full_eval = False
         self._save()
 
     # ------------------------------------------------------------------ result
@@ -262,7 +338,7 @@ class _Run:
         ranked = ranked or [self.initial_id]
         if self.val:
             chosen = sch.validation_choices(ranked, self.initial_id, self.config.num_top_for_validation)
-            await asyncio.gather(*(self.evaluator.evaluate(self._candidate(choices[c]), self.val) for c in chosen))
+            await asyncio.gather(*(self._evaluate(self._candidate(choices[c]), self.val) for c in chosen))
             val_means = {c: sch.mean(self._scores(self._candidate(choices[c]), self.val)) for c in chosen}
             best = sch.choose_best(val_means, chosen)
         else:

@@ -67,13 +67,6 @@ class Study:
         running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         return [(t.number, self.choice(t.params)) for t in running if len(t.params) == len(self.distributions)]
 
-    def abandon(self, number: int, choice: Mapping[str, tuple[int, int]]) -> None:
-        """Fail a crashed trial and enqueue its parameters again, so the next batch re-runs that combination."""
-        optuna = _optuna()
-        self.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        self.study.enqueue_trial({param_name(c, k): v for c, (i, d) in choice.items()
-                                  for k, v in (("instruction", i), ("demos", d))})
-
     def ask(self, n: int) -> list[tuple[int, dict[str, tuple[int, int]]]]:
         """`n` new trials (enqueued ones first), sampled by a TPE sampler seeded from (seed, first trial number)."""
         optuna = _optuna()

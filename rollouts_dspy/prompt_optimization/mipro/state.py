@@ -65,6 +65,8 @@ class MiproState:
     rollouts_used: int = 0
     cost_usd: float = 0.0
     tokens: int = 0
+    stage: str = "setup"  # "setup" until demo sets and proposals exist, then "search"
+    pending_full_eval: bool = False  # a batch finished that owes a full evaluation (done before the next batch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class MiproState:
             "full_evaluated": list(self.full_evaluated),
             "cache": [[key, index, r.to_dict()] for (key, index), r in sorted(self.cache.items())],
             "rollouts_used": self.rollouts_used, "cost_usd": self.cost_usd, "tokens": self.tokens,
+            "stage": self.stage, "pending_full_eval": self.pending_full_eval,
         }
 
     @classmethod
@@ -87,7 +90,8 @@ class MiproState:
             trials={t.number: t for t in trials}, full_evaluated=list(d.get("full_evaluated", [])),
             cache={(key, int(index)): Rollout.from_dict(r) for key, index, r in d.get("cache", [])},
             rollouts_used=int(d.get("rollouts_used", 0)), cost_usd=float(d.get("cost_usd", 0.0)),
-            tokens=int(d.get("tokens", 0)),
+            tokens=int(d.get("tokens", 0)), stage=str(d.get("stage", "search")),
+            pending_full_eval=bool(d.get("pending_full_eval", False)),
         )
 
     def save(self, storage: str | None) -> None:
@@ -106,7 +110,7 @@ class MiproState:
                 raise CheckpointError(f"the study {storage} exists but its state {state_path(storage)} is missing; "
                                       "delete the study to start over")
             return None
-        if data.get("fingerprint") != expected_fingerprint:
+        if not isinstance(data, dict) or data.get("fingerprint") != expected_fingerprint:
             raise CheckpointError(
                 f"the MIPRO state {state_path(storage)} belongs to a different run (config, initial candidate or "
                 "components differ; only num_trials, the budget, concurrency and num_top_for_validation may "
@@ -114,6 +118,6 @@ class MiproState:
             )
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise CheckpointError(f"the MIPRO state {state_path(storage)} is corrupted ({exc}); "
                                   "delete it and the study to start over") from None
