@@ -24,6 +24,7 @@ import dspy
 
 from ..dtypes import Usage
 from ..prompt_optimization.protocols import Rollout, RolloutError
+from ..prompt_optimization.template_task import without_own_demo
 from ..prompt_optimization.types import Candidate
 from .data import example_inputs
 from .metrics import call_metric, metric_value
@@ -190,6 +191,14 @@ class ProgramTask:
 
     # -- Task protocol -------------------------------------------------------------------------------------
     async def run(self, candidate: Candidate, index: int) -> Rollout:
+        shown = {k: json_safe(v) for k, v in example_inputs(self.examples[index], self._input_fallback).items()}
+
+        def is_own(demo: Mapping[str, Any]) -> bool:
+            shared = [k for k in shown if k in demo]
+            return bool(shared) and all(demo[k] == shown[k] for k in shared)
+
+        for name in list(candidate.demos):
+            candidate = without_own_demo(candidate, name, is_own)
         program = self.program(candidate)
         if self._limit is None:
             self._limit = asyncio.Semaphore(self.max_concurrent)

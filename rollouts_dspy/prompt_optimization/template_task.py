@@ -17,6 +17,7 @@ from .types import SYSTEM, Candidate, PromptTemplate
 
 __all__ = [
     "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "probe_score_fn", "render_transcript",
+    "without_own_demo",
 ]
 
 SYSTEMIC_LLM_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError",
@@ -121,8 +122,9 @@ class TemplateTask:
         self._fields = placeholders(base.user_template)
 
     async def run(self, candidate: Candidate, index: int) -> Rollout:
-        template = candidate.to_template(self.base)
         sample = to_sample(self.base, self.dataset, index)
+        user = format_prompt(PromptTemplate("", self.base.user_template), sample)[-1].content
+        template = without_own_demo(candidate, SYSTEM, lambda demo: demo.get("input") == user).to_template(self.base)
         messages = format_prompt(template, sample)
         inputs = {k: str(v) for k, v in sample.input.items()}
         try:
@@ -170,6 +172,16 @@ class TemplateTask:
             raise AgentError("environment_error", f"environment_factory returned {type(environment).__name__}, "
                              "which has no get_tools()/exec_tool()", Trajectory(tuple(messages)))
         return await run_agent(messages, self.endpoint, environment, self.max_turns, session=self.session)
+
+
+def without_own_demo(candidate: Candidate, component: str, is_own: Callable[[Mapping[str, Any]], bool]) -> Candidate:
+    """The candidate minus the demos that show the sample being scored (leave-one-out).
+
+    Demos are drawn from the training samples that candidates are scored on; a model shown the sample's own
+    answer as a demo would score it by copying, and the demo set would look better than it is."""
+    demos = candidate.demos.get(component, ())
+    kept = tuple(d for d in demos if not is_own(d))
+    return candidate if len(kept) == len(demos) else candidate.with_demos(component, kept)
 
 
 def _kind(agent_kind: str) -> str:

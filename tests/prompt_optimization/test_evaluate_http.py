@@ -134,3 +134,15 @@ async def test_a_provider_that_is_down_stops_the_evaluation_with_a_clear_error()
             await evaluate_detailed(WEAK, range(10), DATA, endpoint, exact)
         assert "ServiceUnavailable" in info.value.last_error or "503" in info.value.last_error
         assert srv.stats().requests_total == 20  # bounded: each sample tried once plus one retry
+
+
+async def test_a_rollout_never_sees_its_own_sample_as_a_demo(task_endpoint):
+    from rollouts_dspy import FewShotExample
+
+    row = DATA[0]
+    wrong = next(label for label in ("change_pin", "card_arrival") if label != row["intent"])
+    own = FewShotExample(f"Query: {row['query']}", wrong)  # sample 0 itself, with a label the model would copy
+    template = PromptTemplate("Classify the query.", USER, (own,))
+    report = await evaluate_detailed(template, [0], DATA, task_endpoint, exact)
+    plain = await evaluate_detailed(WEAK, [0], DATA, task_endpoint, exact)
+    assert report.rollouts[0].output == plain.rollouts[0].output != wrong
