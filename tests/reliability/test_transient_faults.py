@@ -129,3 +129,40 @@ async def test_a_transient_error_that_outlives_its_retries_is_unmeasured(server)
     server.fail_next(2, "500")
     report = await evaluate_detailed(WEAK, [2, 3], DATA, task, intent_score)
     assert report.mean is None and report.template.score is None  # nothing measured is not a score of 0
+
+
+@pytest.mark.parametrize("teleprompter", ["gepa", "mipro"])
+def test_the_dspy_teleprompters_on_a_flaky_provider(teleprompter, server):
+    """The DSPy front door on the same flaky provider: compile completes, and every per-sample score it
+    recorded is the real one (re-measured on a fault-free server), so no failed call was scored."""
+    dspy = pytest.importorskip("dspy")
+    from rollouts_dspy.dspy_integration.data import rows_to_examples
+    from rollouts_dspy.dspy_integration.gepa import RolloutsGEPA
+    from rollouts_dspy.dspy_integration.mipro import RolloutsMIPRO
+    from rollouts_dspy.dspy_integration.program_task import apply_candidate
+
+    examples = rows_to_examples(DATA, ["query"])
+    train, val = examples[:12], examples[12:20]
+
+    def metric(example, pred, trace=None):
+        return float(example.intent == pred.intent)
+
+    student = dspy.Predict("query -> intent")
+    with flaky() as bad:
+        lm = dspy.LM("openai/scripted-task", api_base=bad.base_url, api_key="scripted", cache=False, num_retries=3,
+                     timeout=0.5)
+        make = (lambda: RolloutsGEPA(metric, reflection_lm=lm, max_metric_calls=80)) if teleprompter == "gepa" \
+            else (lambda: RolloutsMIPRO(metric, prompt_model=lm, task_model=lm, auto=None, num_candidates=2,
+                                        config={"num_trials": 3, "minibatch_size": 6}))
+        with dspy.context(lm=lm):
+            program = make().compile(student, trainset=train, valset=val)
+        assert bad.stats().faults_injected
+    assert program is not None
+    clean = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=False)
+    data = [*train, *val]
+    for record in program.search_outcome.records:
+        candidate_program = apply_candidate(student, record.candidate)
+        claimed = {**record.train_scores, **record.val_scores}
+        with dspy.context(lm=clean):
+            real = {i: metric(data[i], candidate_program(**data[i].inputs())) for i in claimed}
+        assert claimed == real, record.id
