@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ...dtypes import Endpoint, Message, Usage
 from ...llm import LLMSession
+from ..evaluation import ProviderUnavailableError
 from ..protocols import LanguageModel, Rollout
 from ..types import SYSTEM, Candidate, PromptTemplate
 
@@ -154,6 +155,8 @@ async def reflect(
     for _ in range(attempts):
         try:
             answer, cost = await model.complete(request)
+        except ProviderUnavailableError:
+            raise  # the model is down, not just unhelpful: the run stops (resumably)
         except Exception as exc:  # noqa: BLE001 - a failed mutation drops the child, never the run
             rejected.append(f"model error: {type(exc).__name__}: {exc}"[:300])
             break

@@ -18,7 +18,7 @@ from typing import Any
 from ...dtypes import Message, Usage
 from ...errors import ConfigError
 from ..budget import Budget, BudgetLedger
-from ..evaluation import Evaluator
+from ..evaluation import DEFAULT_OUTAGE_THRESHOLD, Evaluator, ProviderUnavailableError
 from ..events import BudgetUpdated, Reporter, RunFinished, RunStarted, RunWarning, StepFinished
 from ..protocols import LanguageModel, Rollout, Task
 from ..types import Candidate, GenerationStats, SearchOutcome
@@ -53,9 +53,26 @@ class _ReplayModel:
         self.model, self.answers, self.limit, self.ledger = model, answers, limit, ledger
         self._pending: dict[str, asyncio.Future[tuple[str, Usage]]] = {}
         self._probe = asyncio.Lock()
+        self._failed_in_a_row = 0
+        self.answered = self.unreachable = 0  # calls of the current generation: answered / failed to answer
+        self.last_error = ""
         self._calls = 0
         self._cost = 0.0
         self._in_flight = 0
+
+    def _outage(self, exc: BaseException) -> ProviderUnavailableError | None:
+        """A model that cannot be reached (its calls fail after their retries, many in a row) stops the run like
+        a task-model outage; one that answers nothing or garbage only drops children."""
+        if not isinstance(exc, Exception) or isinstance(exc, ProviderUnavailableError):
+            return None
+        if getattr(exc, "kind", "") in ("empty_response", "malformed_response"):
+            return None
+        self._failed_in_a_row += 1
+        self.unreachable += 1
+        self.last_error = str(exc)[:500]
+        if self._failed_in_a_row >= DEFAULT_OUTAGE_THRESHOLD:
+            return ProviderUnavailableError(self._failed_in_a_row, str(exc)[:500])
+        return None
 
     async def _paid_call(self, messages: Sequence[Message]) -> tuple[str, Usage]:
         """One real call, refused when the dollar budget could not pay for it (and the ones in flight) at the
@@ -92,9 +109,14 @@ class _ReplayModel:
         self._pending[key] = future
         try:
             text, usage = await self._paid_call(messages)
+            self._failed_in_a_row = 0
+            self.answered += 1
         except BaseException as exc:
-            future.set_exception(exc)
+            outage = self._outage(exc)
+            future.set_exception(outage or exc)
             future.exception()  # retrieved here so an unawaited failure is not logged
+            if outage is not None:
+                raise outage from exc
             raise
         finally:
             self._pending.pop(key, None)
@@ -302,7 +324,12 @@ class _Shell:
             root.full = bool(root.train)
             state.population = [root.id]
         plans = engine.plan_generation(state, config, self.components)
+        self.model.answered = self.model.unreachable = 0
         made = await _gather_all([self.make_child(p) for p in plans])
+        if self.model.unreachable and not self.model.answered:
+            # Every reflection call failed to reach the model: an outage, not a generation without ideas.
+            # Stop before committing the generation, so a resumed run replays it once the model is back.
+            raise ProviderUnavailableError(self.model.unreachable, self.model.last_error)
         new: list[tuple[Entry, engine.ChildPlan]] = []
         known: list[str] = []
         rejected: list[str] = []

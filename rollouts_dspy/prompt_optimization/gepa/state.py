@@ -180,6 +180,9 @@ def load_checkpoint(directory: str, fingerprint: Mapping[str, Any]) -> GEPAState
         return None
     saved = data.get("fingerprint", {})
     wanted = json.loads(json.dumps(dict(fingerprint)))
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {path} is damaged (its fingerprint is not an object); delete it to "
+                              "start over")
     if saved != wanted:
         diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
         raise CheckpointError(
@@ -188,6 +191,6 @@ def load_checkpoint(directory: str, fingerprint: Mapping[str, Any]) -> GEPAState
         )
     try:
         return GEPAState.from_dict(data["state"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to start "
                               "over") from None
