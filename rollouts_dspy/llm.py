@@ -254,9 +254,17 @@ def _usage(response: Any, endpoint: Endpoint) -> Usage:
     cost: float | None
     if endpoint.pricing is not None:
         cost = (prompt * endpoint.pricing[0] + completion * endpoint.pricing[1]) / 1_000_000
+    elif endpoint.litellm_model in _UNPRICED:
+        cost = None
     else:
         try:
             cost = float(litellm_module().completion_cost(completion_response=response))
         except Exception:  # noqa: BLE001 - litellm raises for models missing from its cost table
+            # Remembered: litellm's failed lookup costs milliseconds per call, and the table does not change.
+            _UNPRICED.add(endpoint.litellm_model)
             cost = None
     return Usage(prompt, completion, cost, 1)
+
+
+_UNPRICED: set[str] = set()
+"""litellm model strings known to be missing from litellm's cost table (tokens only for them)."""

@@ -102,8 +102,14 @@ class Evaluator:
         loop = asyncio.get_running_loop()
         for i in todo[:granted]:
             self._pending[(key, i)] = loop.create_future()
-        runs = [self._run(candidate, key, i) for i in todo[:granted]]
-        done = await asyncio.gather(*runs, *waits.values())
+        runs = [asyncio.ensure_future(self._run(candidate, key, i)) for i in todo[:granted]]
+        try:
+            done = await asyncio.gather(*runs, *waits.values())
+        except BaseException:
+            # One rollout's crash (or a cancellation) must not leave its siblings running unobserved.
+            for run in runs:
+                run.cancel()
+            raise
         for i, rollout in zip([*todo[:granted], *waits], done, strict=True):
             if rollout is not None:
                 results[i] = rollout
