@@ -135,7 +135,12 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     method_config = config.method_config(args.method, split.train, split.val, state)
     scoring = (config.score_fn(), config.environment_factory())  # fail on a bad scorer before writing anything
     out.mkdir(parents=True, exist_ok=True)
-    outcome = _run(args, config, rows, method_config, scoring, out)
+    from .prompt_optimization.evaluation import ProviderUnavailableError
+
+    try:
+        outcome = _run(args, config, rows, method_config, scoring, out)
+    except ProviderUnavailableError as exc:
+        return _provider_down(args, out, state, exc)
     if outcome is None:
         return _interrupted(args, out, state, config)
     result, endpoint, optimizer = outcome
@@ -239,6 +244,16 @@ def _interrupted(args: argparse.Namespace, out: Path, state: Path, config: Any) 
     if state.exists() and any(state.iterdir()):
         print(f"checkpoint: {state}\nresume with: {_command(args, out, resume=True)}", file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def _provider_down(args: argparse.Namespace, out: Path, state: Path, exc: Exception) -> int:
+    """The provider stopped answering: the engine wrote its checkpoint; say so and how to resume (no traceback)."""
+    print(f"rollouts-dspy: error: {exc}", file=sys.stderr)
+    with contextlib.suppress(OSError), (out / "run.log").open("a", encoding="utf-8") as log:
+        print(f"stopped: {exc}", file=log)
+    if state.exists() and any(state.iterdir()):
+        print(f"checkpoint: {state}\nresume with: {_command(args, out, resume=True)}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _best_from_checkpoint(method: str, state: Path, config: Any) -> Any:
