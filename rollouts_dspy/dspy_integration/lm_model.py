@@ -14,6 +14,7 @@ from typing import Any
 import dspy
 
 from ..dtypes import Message, Usage
+from ..llm import redact_secrets
 from .program_task import usage_of
 
 __all__ = ["DSPyLanguageModel"]
@@ -60,7 +61,15 @@ class DSPyLanguageModel:
         return _text(outputs[0])
 
     async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
-        return await asyncio.to_thread(self.complete_sync, list(messages))
+        try:
+            return await asyncio.to_thread(self.complete_sync, list(messages))
+        except Exception as exc:
+            # Providers quote the caller's key in some errors; the message ends up in warnings and logs.
+            key = str((getattr(self.lm, "kwargs", None) or {}).get("api_key") or "")
+            text = redact_secrets(str(exc), key)
+            if text != str(exc):
+                raise RuntimeError(f"{type(exc).__name__}: {text}") from None
+            raise
 
     def __repr__(self) -> str:
         return f"DSPyLanguageModel({getattr(self.lm, 'model', self.lm)!r})"

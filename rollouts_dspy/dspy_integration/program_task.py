@@ -23,6 +23,7 @@ from typing import Any
 import dspy
 
 from ..dtypes import Usage
+from ..llm import redact_secrets
 from ..prompt_optimization.protocols import Rollout, RolloutError
 from ..prompt_optimization.template_task import without_own_demo
 from ..prompt_optimization.types import Candidate
@@ -41,8 +42,19 @@ _TRANSIENT = frozenset({
 })
 
 
+_UNMEASURED_EXACT = frozenset({
+    # DSPy's catch-alls for a reply it could not read (e.g. an HTTP 200 whose body is not JSON): the provider's
+    # fault, not the program's. Exact names only: their subclasses (bad request, context window) are permanent.
+    "LMProviderError", "LMUnexpectedError", "LMStreamAssemblyError",
+    # A rejected key or an exhausted account: systemic, never the prompt's failure (a run of them stops the run).
+    "LMAuthError", "LMBillingError", "AuthenticationError", "PermissionDeniedError",
+})
+
+
 def classify_error(exc: BaseException) -> str:
-    """'llm' for a transient provider failure (the score is unmeasured), 'task' for anything else."""
+    """'llm' for a transient or systemic provider failure (the score is unmeasured), 'task' for anything else."""
+    if type(exc).__name__ in _UNMEASURED_EXACT:
+        return "llm"
     for cls in type(exc).__mro__:
         if cls.__name__ in _TRANSIENT:
             return "llm"
@@ -251,7 +263,7 @@ class ProgramTask:
                     trace = list(dspy.settings.trace or [])
             except Exception as exc:  # noqa: BLE001 - a failed sample is data, never a crash of the run
                 kind = classify_error(exc)
-                detail = f"{type(exc).__name__}: {exc}"
+                detail = redact_secrets(f"{type(exc).__name__}: {exc}", *self._keys(program))[:2000]
                 score = None if kind == "llm" else self.failure_score
                 return Rollout(index, score, f"The program failed: {detail}", shown, "",
                                RolloutError(kind, detail), usage_of(tracker, self._lms(program)))
@@ -265,6 +277,10 @@ class ProgramTask:
                            usage)
         return Rollout(index, score, feedback or f"This trajectory got a score of {score:g}.", shown, output, None,
                        usage, self._demos(trace, names))
+
+    def _keys(self, program: dspy.Module) -> list[str]:
+        """The API keys of the LMs in play, to redact from error messages (providers echo them)."""
+        return [str((getattr(lm, "kwargs", None) or {}).get("api_key") or "") for lm in self._lms(program)]
 
     def _lms(self, program: dspy.Module) -> list[Any]:
         return [self.lm, *(getattr(p, "lm", None) for _, p in program.named_predictors())]
