@@ -147,7 +147,7 @@ class TemplateTask:
             return Rollout(index, None, "", inputs, output,
                            RolloutError("score_fn", f"{type(exc).__name__}: {exc}"), usage)
         demo = _demo(messages, trajectory)
-        return Rollout(index, score.reward, score.describe(), inputs, output, None, usage, {SYSTEM: demo})
+        return Rollout(index, score.reward, _feedback(score, sample), inputs, output, None, usage, {SYSTEM: demo})
 
     def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
         sample = to_sample(self.base, self.dataset, index)
@@ -182,6 +182,16 @@ def without_own_demo(candidate: Candidate, component: str, is_own: Callable[[Map
     demos = candidate.demos.get(component, ())
     kept = tuple(d for d in demos if not is_own(d))
     return candidate if len(kept) == len(demos) else candidate.with_demos(component, kept)
+
+
+def _feedback(score: Score, sample: Sample) -> str:
+    """The score_fn's feedback; when it gives none, a summary of the metrics plus the expected answer of this
+    training sample, so a reflection model can tell what went wrong rather than only that something did."""
+    if score.feedback or sample.ground_truth is None:
+        return score.describe()
+    truth = sample.ground_truth
+    expected = truth if isinstance(truth, str) else json.dumps(truth, sort_keys=True, default=str)
+    return f"{score.describe()}; expected: {expected}"
 
 
 def _kind(agent_kind: str) -> str:
