@@ -72,8 +72,7 @@ async def test_the_spec_gepa_usage_example_runs_as_written(server):
 
 @pytest.mark.slow
 async def test_the_spec_mipro_usage_example_runs_as_written(server):
-    from rollouts_dspy import MIPROConfig, PromptTemplate, run_mipro
-    from rollouts_dspy import Metric, Score
+    from rollouts_dspy import Metric, MIPROConfig, PromptTemplate, Score, run_mipro
 
     template = PromptTemplate(
         system="Classify the customer query into one of the banking intents.",
