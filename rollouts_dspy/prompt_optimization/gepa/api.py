@@ -27,6 +27,12 @@ def _dataset_hash(dataset: Sequence[Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _model_identity(endpoint: Endpoint) -> list[Any]:
+    """What a checkpoint must agree on about an endpoint: the model that answers, not where it is reached (a new
+    proxy URL or a server on another port serves the same model, so api_base is left out)."""
+    return [endpoint.provider, endpoint.model, endpoint.temperature]
+
+
 def _validate(initial: PromptTemplate, config: GEPAConfig, dataset: Sequence[Any], score_fn: ScoreFn,
               environment_factory: EnvironmentFactory | None) -> None:
     if not isinstance(initial, PromptTemplate):
@@ -78,8 +84,8 @@ async def run_gepa(
     world = {
         "dataset": _dataset_hash(dataset),
         "user_template": initial_template.user_template,
-        "endpoint": endpoint.identity(),
-        "mutation_endpoint": mutation_endpoint.identity(),
+        "endpoint": _model_identity(endpoint),
+        "mutation_endpoint": _model_identity(mutation_endpoint),
         "agent": environment_factory is not None,
     }
     outcome = await optimize_gepa(task, reflection, Candidate.from_template(initial_template), config,

@@ -16,9 +16,10 @@ DEFAULT_MUTATION_RATE = 0.3
 DEFAULT_CROSSOVER_RATE = 0.5
 DEFAULT_ELITES = 4
 DEFAULT_MAX_CONCURRENT = 10
-DEFAULT_REFLECTION_MINIBATCH = 3
+DEFAULT_REFLECTION_MINIBATCH = 8
 DEFAULT_MUTATION_ATTEMPTS = 3
 DEFAULT_VAL_CANDIDATES = 3
+DEFAULT_MAX_STALE_GENERATIONS = 3
 
 
 def _int(name: str, value: Any, low: int) -> None:
@@ -52,7 +53,10 @@ class GEPAConfig:
     the reflection model, failures first); `mutation_attempts` (tries per mutation before the child is dropped);
     `val_candidates` (how many top candidates are scored on `val_seeds`); `perfect_score` (early stop when a
     candidate reaches it on every training sample); `llm_merge` (crossover asks the reflection model to merge,
-    falling back to the section-wise merge); `checkpoint_dir` (JSON state after every generation; resumes).
+    falling back to the section-wise merge); `checkpoint_dir` (JSON state after every generation; resumes);
+    `max_stale_generations` (stop, reason "stalled", after this many generations in a row without a new evaluated
+    child; None: never); `max_reflection_calls` (no generation starts once this many reflection requests were
+    made; None: only `generations` bounds them).
     """
 
     population_size: int = DEFAULT_POPULATION
@@ -73,6 +77,8 @@ class GEPAConfig:
     perfect_score: float | None = 1.0
     llm_merge: bool = False
     checkpoint_dir: str | None = None
+    max_stale_generations: int | None = DEFAULT_MAX_STALE_GENERATIONS
+    max_reflection_calls: int | None = None
 
     def __post_init__(self) -> None:
         _int("population_size", self.population_size, 2)
@@ -109,6 +115,10 @@ class GEPAConfig:
             _int("minibatch_size", self.minibatch_size, 1)
         if self.perfect_score is not None and not isinstance(self.perfect_score, (int, float)):
             raise ConfigError(f"GEPAConfig.perfect_score must be a number or None, but got {self.perfect_score!r}")
+        if self.max_stale_generations is not None:
+            _int("max_stale_generations", self.max_stale_generations, 1)
+        if self.max_reflection_calls is not None:
+            _int("max_reflection_calls", self.max_reflection_calls, 1)
         if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
             object.__setattr__(self, "checkpoint_dir", str(self.checkpoint_dir))
 
@@ -128,5 +138,6 @@ class GEPAConfig:
         """The fields a checkpoint must agree on to be resumed: everything that shapes the search's decisions.
         `generations`, the budget, `max_concurrent` and `checkpoint_dir` may change between runs (e.g. to extend
         a finished run by more generations or a larger budget)."""
-        free = {"generations", "max_rollouts", "max_cost_usd", "max_concurrent", "checkpoint_dir"}
+        free = {"generations", "max_rollouts", "max_cost_usd", "max_concurrent", "checkpoint_dir",
+                "max_stale_generations", "max_reflection_calls"}
         return {k: v for k, v in self.to_dict().items() if k not in free}

@@ -22,6 +22,7 @@ from .state import Entry, GEPAState
 __all__ = [
     "ChildPlan",
     "accepts",
+    "full_evaluation_order",
     "choose_best",
     "gating_minibatch",
     "is_perfect",
@@ -119,6 +120,10 @@ def gating_minibatch(state: GEPAState, config: GEPAConfig) -> tuple[int, ...] | 
     return tuple(sorted(rng_for(config, state.generation, "minibatch").sample(config.train_seeds, size)))
 
 
+def _batch_total(entry: Entry, batch: Sequence[int]) -> float:
+    return sum(entry.train.get(i, 0.0) for i in batch)
+
+
 def accepts(child: Entry, parents: Sequence[Entry], batch: Sequence[int]) -> bool:
     """A child earns a full evaluation when its total on the minibatch beats its best parent's (strictly)."""
     measured = [i for i in batch if i in child.train]
@@ -127,6 +132,16 @@ def accepts(child: Entry, parents: Sequence[Entry], batch: Sequence[int]) -> boo
     own = sum(child.train[i] for i in measured)
     best = max(sum(p.train.get(i, 0.0) for i in measured) for p in parents)
     return own > best + TIE
+
+
+def full_evaluation_order(accepted: Sequence[Entry], batch: Sequence[int] | None) -> list[Entry]:
+    """The accepted children in the order their full evaluations are paid for: best on the gating minibatch
+    first (ties: slot order), so when the budget cannot pay for all of them it is the most promising that run.
+    Without gating, slot order."""
+    if batch is None:
+        return list(accepted)
+    ranked = sorted(enumerate(accepted), key=lambda e: (-_batch_total(e[1], batch), e[0]))
+    return [e for _, e in ranked]
 
 
 def is_perfect(entry: Entry, config: GEPAConfig) -> bool:
@@ -160,16 +175,18 @@ def next_population(state: GEPAState, config: GEPAConfig, children: Sequence[str
 
 
 def validation_order(state: GEPAState, config: GEPAConfig) -> list[str]:
-    """The candidates to score on val_seeds, most promising first: the best by training mean, then the Pareto
-    survivors (most wins first), then the rest by mean; at most val_candidates of them."""
+    """The candidates to score on val_seeds, most promising first: the best by training mean, then every Pareto
+    survivor (most wins first, ties by mean), then the rest by mean up to val_candidates in all. The shell
+    validates them in this order as long as the budget pays for a full validation."""
     scores = _scores(state)
     if not scores:
         return [next(iter(state.entries))] if state.entries else []
     ranked = rank_by_mean({cid: state.entries[cid].train_mean for cid in scores})
     wins = frontier(scores, config.train_seeds)
     front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
-    order = list(dict.fromkeys([ranked[0], *front, *ranked]))
-    return order[: config.val_candidates]
+    top = list(dict.fromkeys([ranked[0], *front]))
+    rest = [c for c in ranked if c not in top]
+    return top + rest[: max(0, config.val_candidates - len(top))]
 
 
 def validation_reserve(config: GEPAConfig) -> int:

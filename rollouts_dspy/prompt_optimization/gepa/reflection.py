@@ -105,12 +105,34 @@ def _render(n: int, rollout: Rollout) -> str:
             f"Score: {score}\nFeedback: {_cut(feedback)}")
 
 
-def reflection_messages(instruction: str, rollouts: Sequence[Rollout], component: str = SYSTEM) -> list[Message]:
-    """The request that asks for a better instruction for `component`, grounded in `rollouts`."""
-    step = "" if component == SYSTEM else f' (the step called "{component}" of a larger program)'
+_TOOL_CALL = re.compile(r"^\[tool call\] ([A-Za-z_][\w.-]*)\((.*)\)$", re.M)
+
+
+def _tools_seen(rollouts: Sequence[Rollout]) -> str:
+    """The tools the assistant called in `rollouts` (names and the argument names it used): the Task protocol has
+    no tool list, so the trajectories are what tells the reflection model which tools exist."""
+    seen: dict[str, list[str]] = {}
+    for r in rollouts:
+        for name, args in _TOOL_CALL.findall(r.output):
+            keys = seen.setdefault(name, [])
+            for key in re.findall(r'"([^"]+)":', args):
+                if key not in keys:
+                    keys.append(key)
+    if not seen:
+        return ""
+    listed = "\n".join(f"- {name}({', '.join(keys)})" for name, keys in seen.items())
+    return f"The assistant can call tools; these appear in the examples below:\n{listed}\n\n"
+
+
+def reflection_messages(instruction: str, rollouts: Sequence[Rollout], component: str | None = None) -> list[Message]:
+    """The request that asks for a better instruction for `component`, grounded in `rollouts`. The step is named
+    only for a component of a larger program (not None or SYSTEM): a one-component task gets the same request
+    whichever front door (template or DSPy module) it came through."""
+    step = "" if component in (None, SYSTEM) else f' (the step called "{component}" of a larger program)'
     if rollouts:
         shown = "\n\n".join(_render(n, r) for n, r in enumerate(rollouts, 1))
         evidence = (
+            f"{_tools_seen(rollouts)}"
             "Here is how the assistant did with these instructions on some inputs. Each example gives the inputs, "
             "the assistant's response (with any tool calls and their results), the score it earned (higher is "
             f"better) and the evaluator's feedback.\n\n{shown}\n\n"

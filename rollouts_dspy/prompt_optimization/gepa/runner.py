@@ -59,6 +59,7 @@ class _ReplayModel:
         self._calls = 0
         self._cost = 0.0
         self._in_flight = 0
+        self.requests = 0  # requests of the current generation, replayed answers included (deterministic)
 
     def _outage(self, exc: BaseException) -> ProviderUnavailableError | None:
         """A model that cannot be reached (its calls fail after their retries, many in a row) stops the run like
@@ -99,6 +100,7 @@ class _ReplayModel:
             return text, usage
 
     async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
+        self.requests += 1
         key = message_digest(messages)
         if key in self.answers:
             return self.answers[key], Usage()
@@ -293,7 +295,9 @@ class _Shell:
         shown = [state.rollouts[(parent.candidate.key, i)] for i in plan.shown
                  if (parent.candidate.key, i) in state.rollouts]
         current = base.instructions[plan.component]
-        outcome: Reflection = await reflect(self.model, reflection_messages(current, shown, plan.component),
+        # A one-component task is not told about "steps": both front doors send the same request.
+        named = plan.component if len(self.components) > 1 else None
+        outcome: Reflection = await reflect(self.model, reflection_messages(current, shown, named),
                                             current, attempts=config.mutation_attempts)
         self._charge(outcome.usage)
         if outcome.instruction is None:
@@ -324,7 +328,7 @@ class _Shell:
             root.full = bool(root.train)
             state.population = [root.id]
         plans = engine.plan_generation(state, config, self.components)
-        self.model.answered = self.model.unreachable = 0
+        self.model.answered = self.model.unreachable = self.model.requests = 0
         made = await _gather_all([self.make_child(p) for p in plans])
         if self.model.unreachable and not self.model.answered:
             # Every reflection call failed to reach the model: an outage, not a generation without ideas.
@@ -346,6 +350,10 @@ class _Shell:
                                  f"rejected ({'; '.join(dict.fromkeys(rejected))[:300]})"))
         accepted = await self._gate(new)
         await self.evaluate_all([(e, config.train_seeds) for e in accepted], "train")
+        # A generation whose reflections yield nothing new to evaluate makes no progress; enough of them in a
+        # row end the run ("stalled") instead of asking the reflection model forever.
+        state.stale = 0 if any(e.train or e.failed for e, _ in new) else state.stale + 1
+        state.reflection_requests += self.model.requests
         children = [e.id for e in accepted] + [c for c in known if state.entries[c].full]
         state.population = engine.next_population(state, config, children)
         stats = engine.population_stats(state, g, len(new) + (1 if g == 0 else 0), self.ledger.rollouts_used,
@@ -359,8 +367,9 @@ class _Shell:
         if batch is None:
             return [e for e, _ in new]
         await self.evaluate_all([(e, batch) for e, _ in new], "train")
-        return [e for e, plan in new
-                if engine.accepts(e, [self.state.entries[p] for p in plan.parents], batch)]
+        accepted = [e for e, plan in new
+                    if engine.accepts(e, [self.state.entries[p] for p in plan.parents], batch)]
+        return engine.full_evaluation_order(accepted, batch)
 
     async def validate(self) -> list[str]:
         config, state = self.config, self.state
@@ -393,6 +402,10 @@ def _stop_reason(shell: _Shell) -> str:
         return state.stop_reason
     if state.generation >= config.generations:
         return "generations"
+    if config.max_stale_generations is not None and state.stale >= config.max_stale_generations:
+        return "stalled"
+    if config.max_reflection_calls is not None and state.reflection_requests >= config.max_reflection_calls:
+        return "reflection_calls"
     if shell.ledger.exhausted or shell.starved:
         return "budget"
     room = shell.ledger.remaining_rollouts()

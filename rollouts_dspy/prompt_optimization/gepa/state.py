@@ -95,6 +95,8 @@ class GEPAState:
     tokens: int = 0
     cost_usd: float = 0.0
     stop_reason: str = ""
+    stale: int = 0  # generations in a row without a new evaluated child
+    reflection_requests: int = 0  # reflection/merge requests made by finished generations
     rollouts: dict[tuple[str, int], Rollout] = field(default_factory=dict)
     reflections: dict[str, str] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)
@@ -123,6 +125,8 @@ class GEPAState:
             "tokens": self.tokens,
             "cost_usd": self.cost_usd,
             "stop_reason": self.stop_reason,
+            "stale": self.stale,
+            "reflection_requests": self.reflection_requests,
         }
         if caches:
             out["rollouts"] = [[k, i, r.to_dict()] for (k, i), r in self.rollouts.items()]
@@ -135,6 +139,7 @@ class GEPAState:
             population=list(d["population"]), generation=int(d["generation"]),
             history=[GenerationStats(**h) for h in d["history"]], tokens=int(d["tokens"]),
             cost_usd=float(d["cost_usd"]), stop_reason=d.get("stop_reason", ""),
+            stale=int(d.get("stale", 0)), reflection_requests=int(d.get("reflection_requests", 0)),
             rollouts={(k, int(i)): Rollout.from_dict(r) for k, i, r in d["rollouts"]},
             reflections=dict(d.get("reflections", {})),
         )

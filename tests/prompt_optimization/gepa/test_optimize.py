@@ -87,11 +87,33 @@ async def test_a_provider_outage_stops_the_run_with_a_resumable_checkpoint(tmp_p
 async def test_garbage_or_empty_reflection_answers_leave_the_run_intact():
     events = []
     model = FakeReflection(answers=["", "???", "```\nok\n```", "I'm sorry, I cannot help with that request."])
-    out = await optimize_gepa(FakeTask(), model, INITIAL, config(), reporter=events.append)
+    out = await optimize_gepa(FakeTask(), model, INITIAL, config(max_stale_generations=None), reporter=events.append)
     assert [r.id for r in out.records] == [out.best_id] and out.stop_reason == "generations"
     assert any(isinstance(e, RunWarning) and "rejected" in e.message for e in events)
     # Every child tried mutation_attempts times (identical requests share one answer).
     assert 3 * 4 < len(model.calls) <= 4 * 3 + 3 * 3 * 3
+
+
+async def test_a_run_whose_reflections_never_yield_a_child_stops_as_stalled():
+    model = FakeReflection(answers=["", "???"])
+    out = await optimize_gepa(FakeTask(), model, INITIAL, config(generations=1000, max_stale_generations=2))
+    assert out.stop_reason == "stalled" and len(out.history) == 2
+    calls = len(model.calls)
+    model = FakeReflection(answers=["", "???"])
+    out = await optimize_gepa(FakeTask(), model, INITIAL,
+                              config(generations=1000, max_stale_generations=None, max_reflection_calls=20))
+    assert out.stop_reason == "reflection_calls" and calls <= len(model.calls) < 20 + 3 * 4
+
+
+async def test_a_one_component_task_is_not_told_about_steps():
+    model = FakeReflection()
+    await optimize_gepa(FakeTask(components=("predict",)), model, Candidate({"predict": "Answer well."}),
+                        config(generations=1))
+    assert model.calls and not any("step called" in c[0].content for c in model.calls)
+    two = FakeReflection()
+    await optimize_gepa(FakeTask(components=("a", "b")), two, Candidate({"a": "One.", "b": "Two."}),
+                        config(generations=1))
+    assert any('the step called "b"' in c[0].content for c in two.calls)
 
 
 async def test_each_component_of_a_multi_component_candidate_gets_mutated():

@@ -69,6 +69,15 @@ def test_the_request_shows_inputs_answers_scores_and_feedback():
         assert part in text
 
 
+def test_tool_tasks_show_the_tools_the_agent_called():
+    output = ('[tool call] add({"a": 2, "b": 3})\n[tool result] 5\n'
+              '[tool call] complete_task({"final_result": 5})')
+    text = reflection_messages("Solve it.", [Rollout(0, 0.0, "Expected 6", {"problem": "2+4"}, output)])[0].content
+    assert "- add(a, b)" in text and "- complete_task(final_result)" in text
+    plain = reflection_messages("Solve it.", [Rollout(0, 0.0, "Expected 6", {"problem": "2+4"}, "5")])[0].content
+    assert "can call tools" not in plain and "step called" not in plain
+
+
 async def test_rejected_answers_are_retried_with_a_varied_request_then_dropped():
     model = FakeReflection(answers=["", "I cannot do that, sorry about it."])
     outcome = await reflect(model, reflection_messages(PARENT, []), PARENT, attempts=3)

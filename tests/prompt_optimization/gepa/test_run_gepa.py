@@ -182,3 +182,13 @@ async def test_overlap_warns_and_progress_prints_one_line_per_generation(task_en
         warnings.simplefilter("ignore")
         await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
     assert capsys.readouterr().err == ""
+
+
+async def test_a_checkpoint_resumes_on_the_same_model_at_another_address(task_endpoint, reflect_endpoint, tmp_path):
+    cfg = config(generations=1, checkpoint_dir=str(tmp_path))
+    await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
+    with ScriptedServer() as moved:  # the same scripted model behind a new port: not "other settings"
+        task, reflect = make_endpoint(moved, "scripted-task"), make_endpoint(moved, "scripted-reflect")
+        result = await run_gepa(WEAK, cfg, DATA, task, reflect, intent_score, progress=False)
+        assert moved.stats().requests_by_model.get("scripted-task", 0) == 0
+    assert len(result.history) == 1
