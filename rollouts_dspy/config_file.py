@@ -235,6 +235,8 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{file}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot be read: {exc}") from None
     for key in data:

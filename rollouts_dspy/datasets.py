@@ -90,7 +90,7 @@ def project_rows(rows: Sequence[Mapping[str, Any]], inputs: Sequence[str], label
     for i, row in enumerate(rows):
         missing = [name for name in wanted if name not in row]
         if missing:
-            raise DatasetError(f"{source} row {i} has no field {missing[0]!r} (its fields: {sorted(row)})")
+            raise DatasetError(f"{source} row {i} has no field {missing[0]!r} (its fields: {sorted(map(str, row))})")
         out.append({name: row[name] for name in wanted})
     return out
 

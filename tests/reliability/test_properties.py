@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollouts_dspy.dtypes import Message, Sample
-from rollouts_dspy.errors import CheckpointError, DatasetError, ResultFileError, TemplateError
+from rollouts_dspy.errors import CheckpointError, ConfigError, DatasetError, ResultFileError, TemplateError
 from rollouts_dspy.io import load_result, load_template, save_result, save_template
 from rollouts_dspy.prompt_optimization.checkpoint import read_json_state
 from rollouts_dspy.prompt_optimization.formatting import format_prompt, placeholders
@@ -195,3 +195,72 @@ def test_mipro_state_reader_on_damaged_state(data, tmp_path):
         MiproState.load(storage, "fp")
     except CheckpointError as exc:
         assert "study.db" in str(exc)
+
+
+# The CLI's own inputs: a run config (TOML) and its dataset file. Anything gives a config / rows or our error.
+USER_ERRORS = (ConfigError, DatasetError, TemplateError)
+toml_keys = st.sampled_from(["system", "user_template", "path", "inputs", "label", "train", "val", "test", "seed",
+                             "type", "provider", "model", "api_base", "timeout", "max_retries", "population_size",
+                             "generations", "elite_size", "num_trials", "factory", "limit", "format", "pricing"])
+toml_values = st.one_of(st.integers(-3, 200), st.floats(-1, 2), st.booleans(), st.sampled_from(
+    ['"Query: {query}"', '"{"', '"rows.jsonl"', '"openai"', '"scripted"', '"0:5"', '"calculator"', '"x:y"',
+     '["query"]', '[1, 2, 2]', '[]', '{a = 1}', '"exact_match"', '"intent"']))
+tables = st.sampled_from(["template", "dataset", "scorer", "endpoint", "optimizer_endpoint", "environment", "gepa",
+                          "mipro", "other"])
+VALID_TOML = """[template]
+system = "Classify."
+user_template = "Query: {query}"
+[dataset]
+path = "rows.jsonl"
+inputs = ["query"]
+label = "intent"
+train = 0.5
+val = 0.5
+[endpoint]
+provider = "openai"
+model = "scripted-task"
+api_base = "scripted"
+[gepa]
+population_size = 4
+"""
+
+
+def _load_everything(path: Path) -> None:
+    from rollouts_dspy.config_file import load_config
+
+    config = load_config(path)
+    rows = config.rows()
+    split = config.split(len(rows))
+    for method in ("gepa", "mipro"):
+        config.method_config(method, split.train, split.val, None)
+    config.score_fn()
+    config.environment_factory()
+
+
+@SETTINGS
+@given(edits=st.lists(st.tuples(tables, toml_keys, toml_values), max_size=6), junk=st.binary(max_size=30))
+def test_the_run_config_loader_gives_a_config_or_our_error(edits, junk, tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"query": "hi", "intent": "x"}\n' * 6)
+    text = VALID_TOML + "".join(f"\n[{t}]\n{k} = {v}\n" for t, k, v in edits)
+    for content in (text.encode(), text.encode() + junk, junk):
+        path = _write(tmp_path, "run.toml", content)
+        try:
+            _load_everything(path)
+        except USER_ERRORS as exc:
+            assert "run.toml" in str(exc) or "rows.jsonl" in str(exc) or str(exc), exc
+
+
+@SETTINGS
+@given(blob=st.one_of(st.binary(max_size=120), json_values.map(lambda v: json.dumps(v).encode()),
+                      st.lists(json_values, max_size=4).map(lambda rows: "\n".join(map(json.dumps, rows)).encode())),
+       suffix=st.sampled_from([".jsonl", ".json", ".csv"]))
+def test_the_dataset_loader_gives_rows_or_our_error(blob, suffix, tmp_path):
+    from rollouts_dspy.config_file import load_config
+
+    (tmp_path / f"rows{suffix}").write_bytes(blob)
+    path = _write(tmp_path, "run.toml", VALID_TOML.replace("rows.jsonl", f"rows{suffix}").encode())
+    try:
+        rows = load_config(path).rows()
+    except USER_ERRORS:
+        return
+    assert all(isinstance(r, dict) for r in rows)
