@@ -99,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _USER_ERRORS as exc:
         print(f"rollouts-dspy: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        from .prompt_optimization.evaluation import ProviderUnavailableError
+
+        if not isinstance(exc, ProviderUnavailableError):
+            raise
+        print(f"rollouts-dspy: error: {exc}", file=sys.stderr)  # e.g. `evaluate` while the provider is down
+        return EXIT_FAILED
     except BrokenPipeError:  # e.g. `rollouts-dspy show result.json | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet

@@ -190,3 +190,20 @@ async def test_a_rejected_api_key_stops_the_run_instead_of_scoring_zeros(method,
             await run(method, provider, cfg)
     assert "AuthenticationError" in str(caught.value) and "Incorrect API key" in str(caught.value)
     assert checkpoint_files(tmp_path)
+
+
+def test_cli_evaluate_reports_the_outage_without_a_traceback(tmp_path, capsys):
+    from reliability_helpers import FAKE_KEY
+    from test_secrets import echoing_provider, leaks
+
+    from rollouts_dspy.cli import main
+
+    with echoing_provider(503) as down:
+        config = write_cli_config(tmp_path, down.base_url, "gepa")
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("OPENAI_API_KEY", FAKE_KEY)
+            code = main(["evaluate", "--config", config, "--split", "val"])
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    assert "provider" in err and "Traceback" not in err
+    assert not leaks(out + err)
