@@ -87,6 +87,7 @@ def test_the_teleprompters_surface_the_outage(tmp_path):
             with dspy.context(lm=lm), pytest.raises(ProviderUnavailableError):
                 make().compile(dspy.Predict("query -> intent"), trainset=examples[:12], valset=examples[12:20])
             assert time.monotonic() - started < 60
+    assert checkpoint_files(tmp_path / "g") and checkpoint_files(tmp_path / "m")  # written before the error
 
 
 def write_cli_config(tmp_path, base_url: str, method: str, **table: object) -> str:
