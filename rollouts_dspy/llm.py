@@ -19,7 +19,8 @@ from typing import Any
 
 from .dtypes import Endpoint, Message, Tool, ToolCall, Usage
 
-__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "litellm_module", "redact_secrets"]
+__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "check_priced", "litellm_module",
+           "redact_secrets"]
 
 _litellm: ModuleType | None = None
 
@@ -268,3 +269,23 @@ def _usage(response: Any, endpoint: Endpoint) -> Usage:
 
 _UNPRICED: set[str] = set()
 """litellm model strings known to be missing from litellm's cost table (tokens only for them)."""
+
+
+def check_priced(max_cost_usd: float | None, *endpoints: Endpoint) -> None:
+    """Before any call: a dollar budget needs every endpoint's price (its `pricing`, or litellm's cost table),
+    else the run could not count its dollars and the budget would silently not bind."""
+    if max_cost_usd is None:
+        return
+    from .errors import ConfigError
+
+    for endpoint in endpoints:
+        if endpoint.pricing is not None:
+            continue
+        try:
+            litellm_module().cost_per_token(model=endpoint.litellm_model, prompt_tokens=1000, completion_tokens=1000)
+        except Exception:  # noqa: BLE001 - litellm raises for models missing from its cost table
+            raise ConfigError(
+                f"max_cost_usd={max_cost_usd!r} cannot be enforced: the price of {endpoint.litellm_model!r} is not in "
+                "litellm's cost table; give the endpoint pricing=(USD per million input tokens, USD per million "
+                "output tokens), or use max_rollouts instead"
+            ) from None

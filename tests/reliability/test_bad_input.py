@@ -91,6 +91,8 @@ CASES = [
      ["Score", "bool"]),
     ("environment_factory_not_callable", lambda m, s, t: run(m, s, environment_factory="calculator"), TypeError,
      ["environment_factory", "str"]),
+    ("max_cost_usd_on_an_unpriced_model", lambda m, s, t: run(m, s, config_for(m, None, max_cost_usd=1.0)),
+     ConfigError, ["max_cost_usd", "scripted-task", "pricing"]),
     ("endpoint_unknown_provider", lambda m, s, t: Endpoint(provider="openia", model="gpt-4o-mini"), ValueError,
      ["openia"]),
     ("endpoint_negative_timeout", lambda m, s, t: Endpoint(provider="openai", model="x", timeout=-1), ValueError,

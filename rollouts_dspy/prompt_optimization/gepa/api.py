@@ -11,7 +11,7 @@ from typing import Any
 
 from ...dtypes import Endpoint, ScoreFn
 from ...errors import ConfigError, DatasetError
-from ...llm import LLMSession
+from ...llm import LLMSession, check_priced
 from ..events import LinePrinter, Reporter
 from ..formatting import format_prompt, to_sample, validate_dataset
 from ..template_task import EndpointModel, EnvironmentFactory, TemplateTask, check_score_fn, probe_score_fn
@@ -75,6 +75,7 @@ async def run_gepa(
     Everything is validated before the first LLM call.
     """
     _validate(initial_template, config, dataset, score_fn, environment_factory)
+    check_priced(config.max_cost_usd, endpoint, mutation_endpoint)
     if reporter is None and progress:
         reporter = LinePrinter()
     session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)

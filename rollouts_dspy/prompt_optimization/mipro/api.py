@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ...dtypes import Endpoint, ScoreFn
-from ...llm import LLMSession
+from ...llm import LLMSession, check_priced
 from ..events import Event, LinePrinter, Reporter, RunStarted
 from ..formatting import format_prompt, to_sample, validate_dataset
 from ..template_task import EndpointModel, EnvironmentFactory, TemplateTask, check_score_fn, probe_score_fn
@@ -59,6 +59,7 @@ async def run_mipro(
     first = config.train_seeds[0]
     probe_score_fn(score_fn, format_prompt(initial_template, dataset[first]),
                    to_sample(initial_template, dataset, first))
+    check_priced(config.max_cost_usd, endpoint, proposer_endpoint)
     session = session or LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
     task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
                         environment_factory=environment_factory)
