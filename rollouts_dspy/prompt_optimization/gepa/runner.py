@@ -15,127 +15,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...dtypes import Message, Usage
+from ...dtypes import Usage
 from ...errors import ConfigError
 from ..budget import Budget, BudgetLedger
-from ..evaluation import DEFAULT_OUTAGE_THRESHOLD, Evaluator, ProviderUnavailableError
+from ..evaluation import Evaluator, ProviderUnavailableError
 from ..events import BudgetUpdated, Reporter, RunFinished, RunStarted, RunWarning, StepFinished
 from ..protocols import LanguageModel, Rollout, Task
 from ..types import Candidate, GenerationStats, SearchOutcome
 from . import engine
+from .autosave import Autosave
 from .config import GEPAConfig
 from .merge import merge_with_llm
 from .reflection import Reflection, reflect, reflection_messages
-from .state import Entry, GEPAState, load_checkpoint, message_digest, save_checkpoint
+from .replay import ReplayModel, gather_all
+from .state import Entry, GEPAState, load_checkpoint, save_checkpoint
 
 __all__ = ["optimize_gepa"]
-
-
-async def _gather_all(coros: Sequence[Any]) -> list[Any]:
-    """asyncio.gather that, when one call fails or the run is interrupted, cancels and awaits the others, so no
-    orphaned call keeps spending (or finishes after the checkpoint was written)."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-class _ReplayModel:
-    """The reflection model with its answers remembered by request: a resumed run gets the same answers (and
-    pays nothing for them), and identical concurrent requests share one call."""
-
-    def __init__(self, model: LanguageModel, answers: dict[str, str], limit: asyncio.Semaphore,
-                 ledger: BudgetLedger) -> None:
-        self.model, self.answers, self.limit, self.ledger = model, answers, limit, ledger
-        self._pending: dict[str, asyncio.Future[tuple[str, Usage]]] = {}
-        self._probe = asyncio.Lock()
-        self._failed_in_a_row = 0
-        self.answered = self.unreachable = 0  # calls of the current generation: answered / failed to answer
-        self.last_error = ""
-        self._calls = 0
-        self._cost = 0.0
-        self._in_flight = 0
-        self.requests = 0  # requests of the current generation, replayed answers included (deterministic)
-
-    def _outage(self, exc: BaseException) -> ProviderUnavailableError | None:
-        """A model that cannot be reached (its calls fail after their retries, many in a row) stops the run like
-        a task-model outage; one that answers nothing or garbage only drops children."""
-        if not isinstance(exc, Exception) or isinstance(exc, ProviderUnavailableError):
-            return None
-        if getattr(exc, "kind", "") in ("empty_response", "malformed_response"):
-            return None
-        self._failed_in_a_row += 1
-        self.unreachable += 1
-        self.last_error = str(exc)[:500]
-        if self._failed_in_a_row >= DEFAULT_OUTAGE_THRESHOLD:
-            return ProviderUnavailableError(self._failed_in_a_row, str(exc)[:500])
-        return None
-
-    async def _paid_call(self, messages: Sequence[Message]) -> tuple[str, Usage]:
-        """One real call, refused when the dollar budget could not pay for it (and the ones in flight) at the
-        average price so far; the first call runs alone so that price is known before calls pile up."""
-        limit = self.ledger.budget.max_cost_usd
-        if limit is None:
-            async with self.limit:
-                text, usage = await self.model.complete(messages)
-            self.ledger.charge(usage.cost_usd)
-            return text, usage
-        async with self._probe if self._calls == 0 else _NO_LOCK:
-            avg = self._cost / self._calls if self._calls else 0.0
-            if self.ledger.cost_usd + avg * (self._in_flight + 1) > limit or self.ledger.exhausted:
-                raise RuntimeError("the dollar budget cannot pay for another reflection call")
-            self._in_flight += 1
-            try:
-                async with self.limit:
-                    text, usage = await self.model.complete(messages)
-            finally:
-                self._in_flight -= 1
-            self._calls += 1
-            self._cost += usage.cost_usd or 0.0
-            self.ledger.charge(usage.cost_usd)
-            return text, usage
-
-    async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
-        self.requests += 1
-        key = message_digest(messages)
-        if key in self.answers:
-            return self.answers[key], Usage()
-        if key in self._pending:
-            text, _ = await asyncio.shield(self._pending[key])
-            return text, Usage()
-        future: asyncio.Future[tuple[str, Usage]] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            text, usage = await self._paid_call(messages)
-            self._failed_in_a_row = 0
-            self.answered += 1
-        except BaseException as exc:
-            outage = self._outage(exc)
-            future.set_exception(outage or exc)
-            future.exception()  # retrieved here so an unawaited failure is not logged
-            if outage is not None:
-                raise outage from exc
-            raise
-        finally:
-            self._pending.pop(key, None)
-        self.answers[key] = text
-        future.set_result((text, usage))
-        return text, usage
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 
 
 class _LimitedTask:
@@ -151,45 +46,6 @@ class _LimitedTask:
 
     def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
         return self.task.labeled_demo(index, component)
-
-
-class _Autosave:
-    """Keeps the checkpoint current inside a generation: the last generation boundary plus every rollout and
-    reflection answer finished since, rewritten as rollouts finish, so even a killed process loses only the
-    calls in flight. A save that got slow (a large state) is spaced out to keep its overhead small."""
-
-    FAST = 0.05  # seconds: saves cheaper than this happen after every rollout
-    SPACING = 4.0  # slower saves wait this many times their own duration
-
-    def __init__(self, directory: str | None, run_key: Mapping[str, Any], state: GEPAState) -> None:
-        self.directory, self.run_key, self.state = directory, run_key, state
-        self.boundary: dict[str, Any] | None = None
-        self.serialized: dict[tuple[str, int], list[Any]] = {}
-        self.next_at = 0.0
-
-    def at_boundary(self) -> None:
-        if self.directory is None:
-            return
-        self.boundary = self.state.to_dict(caches=False)
-        save_checkpoint(self.directory, self.run_key, self._body())
-
-    def _body(self) -> dict[str, Any]:
-        for (k, i), r in self.state.rollouts.items():
-            if (k, i) not in self.serialized:
-                self.serialized[(k, i)] = [k, i, r.to_dict()]
-        assert self.boundary is not None
-        return {**self.boundary, "rollouts": list(self.serialized.values()),
-                "reflections": dict(self.state.reflections)}
-
-    def progress(self, *, force: bool = False) -> None:
-        if self.directory is None or self.boundary is None:
-            return
-        now = time.monotonic()
-        if not force and now < self.next_at:
-            return
-        save_checkpoint(self.directory, self.run_key, self._body(), sync=force)
-        spent = time.monotonic() - now
-        self.next_at = now if spent < self.FAST else now + self.SPACING * spent
 
 
 @dataclass
@@ -211,10 +67,10 @@ class _Shell:
                         max_cost_usd=config.max_cost_usd)
         self.ledger = BudgetLedger(search, rollouts_used=len(state.rollouts), cost_usd=state.cost_usd)
         self.evaluator = Evaluator(_LimitedTask(task, limit), self.ledger, state.rollouts, self._on_rollout)
-        self.model = _ReplayModel(reflection, state.reflections, limit, self.ledger)
+        self.model = ReplayModel(reflection, state.reflections, limit, self.ledger)
         self.started = time.monotonic()
         self.starved = False
-        self.autosave: _Autosave | None = None
+        self.autosave: Autosave | None = None
         self._spent, self._count = 0.0, 0
         self._by_key: dict[str, tuple[float, int]] = {}
         for (key, _), r in state.rollouts.items():
@@ -276,7 +132,7 @@ class _Shell:
         """Evaluate each (entry, indices) concurrently; work the remaining budget cannot fully pay for is skipped
         (in slot order) rather than started and left half-measured, unless `partial_ok`."""
         launched = [work[n] for n in self._plan_spend(work, partial_ok)]
-        results = await _gather_all([self.evaluator.evaluate(e.candidate, ix) for e, ix in launched])
+        results = await gather_all([self.evaluator.evaluate(e.candidate, ix) for e, ix in launched])
         for (entry, indices), rollouts in zip(launched, results, strict=True):
             entry.absorb(rollouts, split)
             if split == "train" and len(indices) == len(self.config.train_seeds):
@@ -329,7 +185,7 @@ class _Shell:
             state.population = [root.id]
         plans = engine.plan_generation(state, config, self.components)
         self.model.answered = self.model.unreachable = self.model.requests = 0
-        made = await _gather_all([self.make_child(p) for p in plans])
+        made = await gather_all([self.make_child(p) for p in plans])
         if self.model.unreachable and not self.model.answered:
             # Every reflection call failed to reach the model: an outage, not a generation without ideas.
             # Stop before committing the generation, so a resumed run replays it once the model is back.
@@ -438,7 +294,7 @@ async def optimize_gepa(
     if not state.entries:
         state.add(initial, 0, "initial")
     shell = _Shell(task, reflection, config, state, reporter)
-    autosave = _Autosave(config.checkpoint_dir, run_key, state)
+    autosave = Autosave(config.checkpoint_dir, run_key, state)
     shell.autosave = autosave
     shell.emit(RunStarted("gepa", config.generations, config.max_rollouts, _estimate(config)))
     if config.overlap:

@@ -22,7 +22,8 @@ from ..checkpoint import read_json_state, write_json_atomic
 from ..protocols import Rollout
 from ..types import Candidate, CandidateRecord, GenerationStats
 
-__all__ = ["CHECKPOINT_FILE", "Entry", "GEPAState", "load_checkpoint", "message_digest", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FILE", "Entry", "GEPAState", "load_checkpoint", "message_digest", "save_checkpoint",
+           "write_text_checkpoint"]
 
 CHECKPOINT_FILE = "gepa_state.json"
 KIND = "rollouts-dspy/gepa-state"
@@ -158,19 +159,29 @@ def message_digest(messages: Sequence[Message]) -> str:
 
 def save_checkpoint(directory: str, fingerprint: Mapping[str, Any], state: GEPAState | Mapping[str, Any], *,
                     sync: bool = True) -> None:
-    """Write the state (a GEPAState or its dict). `sync=False` skips the fsync: still atomic against a killed
-    process (the rename is), only not against a power cut; used for the frequent mid-generation saves."""
+    """Write the state (a GEPAState or its dict), atomically and fsynced unless `sync=False`."""
     body = state.to_dict() if isinstance(state, GEPAState) else dict(state)
     data = {"kind": KIND, "version": VERSION, "fingerprint": dict(fingerprint), "state": body}
-    path = Path(directory) / CHECKPOINT_FILE
     if sync:
-        write_json_atomic(path, data)
+        write_json_atomic(Path(directory) / CHECKPOINT_FILE, data)
         return
+    write_text_checkpoint(directory, json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+                          sync=False)
+
+
+def write_text_checkpoint(directory: str, text: str, *, sync: bool) -> None:
+    """Write an already-encoded checkpoint atomically (temp file + rename). `sync=False` skips the fsync: still
+    atomic against a killed process (the rename is), only not against a power cut; used for the frequent
+    mid-generation saves."""
+    path = Path(directory) / CHECKPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
-                       encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
