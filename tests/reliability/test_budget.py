@@ -42,3 +42,27 @@ async def test_max_cost_usd_is_never_exceeded_under_faults_and_concurrency(metho
     assert spent <= dollars, (spent, result.usage)
     assert result.usage["task"]["cost_usd"] > 0
     assert result.stop_reason == "budget" or spent < dollars
+
+
+@pytest.mark.parametrize("teleprompter", ["gepa", "mipro"])
+def test_the_dspy_teleprompters_keep_max_rollouts_under_faults(teleprompter):
+    dspy = pytest.importorskip("dspy")
+    from reliability_helpers import DATA
+
+    from rollouts_dspy.dspy_integration.data import rows_to_examples
+    from rollouts_dspy.dspy_integration.gepa import RolloutsGEPA
+    from rollouts_dspy.dspy_integration.mipro import RolloutsMIPRO
+
+    examples = rows_to_examples(DATA, ["query"])
+    with flaky() as bad:
+        lm = dspy.LM("openai/scripted-task", api_base=bad.base_url, api_key="scripted", cache=False, num_retries=3,
+                     timeout=0.5)
+        make = (lambda: RolloutsGEPA(reflection_lm=lm, max_rollouts=50, num_threads=16)) if teleprompter == "gepa" \
+            else (lambda: RolloutsMIPRO(prompt_model=lm, task_model=lm, auto=None, num_candidates=2, max_rollouts=50,
+                                        num_threads=16, config={"num_trials": 20, "minibatch_size": 6}))
+        with dspy.context(lm=lm):
+            program = make().compile(dspy.Predict("query -> intent"), trainset=examples[:16],
+                                     valset=examples[16:24])
+        assert bad.stats().faults_injected
+    assert program.search_outcome.rollouts_used <= 50
+    assert program.optimization_result.usage["task"]["rollouts"] <= 50

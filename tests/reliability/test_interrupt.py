@@ -69,3 +69,42 @@ def test_ctrl_c_stops_within_seconds_and_saves_what_was_found(method, tmp_path):
     assert not leaks(out + err + out2 + err2) and not files_with_key(tmp_path)
     result = load_result(out_dir / "result.json")
     assert result.stop_reason and result.best_template.score is not None
+
+
+@pytest.mark.parametrize("method", ["gepa", "mipro"])
+async def test_cancelling_a_python_run_saves_every_finished_rollout(method, tmp_path):
+    """Ctrl-C inside `asyncio.run(run_gepa(...))` cancels the run's task: it stops at once, the checkpoint holds
+    every rollout that finished, and the resumed run does exactly the rest of the work."""
+    import asyncio
+
+    from reliability_helpers import LONGER, checkpoint_rollouts, config_for, run, task_requests
+
+    from rollouts_dspy.prompt_optimization.events import StepFinished
+
+    with ScriptedServer() as clean:
+        full = await run(method, clean, config_for(method, None, **LONGER[method]))
+        uninterrupted = task_requests(clean)
+    cfg = config_for(method, tmp_path, **LONGER[method])
+    with ScriptedServer(latency=0.02) as slow:
+        first_step = asyncio.Event()
+        job = asyncio.create_task(run(method, slow, cfg, reporter=lambda e: isinstance(e, StepFinished)
+                                      and first_step.set()))
+        await asyncio.wait_for(first_step.wait(), 60)
+        mark = task_requests(slow)
+        while task_requests(slow) < mark + 5 and not job.done():
+            await asyncio.sleep(0.005)
+        job.cancel()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        assert asyncio.get_running_loop().time() - started < 2
+        interrupted = task_requests(slow)
+        saved = len([r for r in checkpoint_rollouts(method, tmp_path) if r["score"] is not None or r["error"]])
+        slow.reset_stats()
+        resumed = await run(method, slow, cfg)
+        rest = task_requests(slow)
+    assert resumed.best_template.system == full.best_template.system
+    assert [(c.id, c.train_scores, c.val_scores) for c in resumed.candidates] == \
+        [(c.id, c.train_scores, c.val_scores) for c in full.candidates]
+    assert rest == uninterrupted - saved
+    assert interrupted - saved <= LONGER[method]["max_concurrent"]
