@@ -4,6 +4,7 @@ LLMSession, TemplateTask and proposer model, runs the engine and converts its ou
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -60,6 +61,10 @@ async def run_mipro(
     probe_score_fn(score_fn, format_prompt(initial_template, dataset[first]),
                    to_sample(initial_template, dataset, first))
     check_priced(config.max_cost_usd, endpoint, proposer_endpoint)
+    overlap = sorted(set(config.train_seeds) & set(config.val_seeds))
+    if overlap:  # as run_gepa does: a Python warning too, not only a progress line (progress may be off)
+        warnings.warn(f"MIPROConfig: train_seeds and val_seeds share {len(overlap)} indices (e.g. {overlap[:5]}); "
+                      "the validation score is then not held out", UserWarning, stacklevel=2)
     session = session or LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
     task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
                         environment_factory=environment_factory)
