@@ -26,7 +26,7 @@ from ..prompt_optimization.types import SearchOutcome
 from . import bridge
 from .lm_model import DSPyLanguageModel
 from .presets import MINIBATCH_SIZE, gepa_preset, resolve_auto
-from .program_task import ProgramTask, apply_candidate, candidate_of
+from .program_task import ProgramTask, apply_candidate, candidate_of, check_priced_lms
 
 __all__ = ["GEPADetailedResults", "RolloutsGEPA"]
 
@@ -200,6 +200,7 @@ class RolloutsGEPA(Teleprompter):
         metric = self.metric or bridge.default_metric(student, trainset)
         split = bridge.split_indices(trainset, valset)
         config = self.build_config(len(list(student.named_predictors())), split)
+        check_priced_lms(config.max_cost_usd, lm, reflection_lm)
         task = ProgramTask(student, split.examples, metric, lm, max_concurrent=config.max_concurrent,
                            failure_score=self.failure_score)
         reflection = DSPyLanguageModel(reflection_lm)

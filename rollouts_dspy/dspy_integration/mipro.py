@@ -27,7 +27,7 @@ from ..prompt_optimization.types import SearchOutcome
 from . import bridge
 from .lm_model import DSPyLanguageModel
 from .presets import mipro_preset, resolve_auto
-from .program_task import ProgramTask, apply_candidate, candidate_of
+from .program_task import ProgramTask, apply_candidate, candidate_of, check_priced_lms
 
 __all__ = ["RolloutsMIPRO"]
 
@@ -177,6 +177,7 @@ class RolloutsMIPRO(Teleprompter):
             len(list(student.named_predictors())), split, num_trials=num_trials,
             max_bootstrapped_demos=max_bootstrapped_demos, max_labeled_demos=max_labeled_demos, seed=seed,
             minibatch=minibatch, minibatch_size=minibatch_size, minibatch_full_eval_steps=minibatch_full_eval_steps)
+        check_priced_lms(config.max_cost_usd, lm, prompt_model)
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
         task = ProgramTask(student, split.examples, metric, lm, max_concurrent=config.max_concurrent)

@@ -23,6 +23,7 @@ from typing import Any
 import dspy
 
 from ..dtypes import Usage
+from ..errors import ConfigError
 from ..llm import redact_secrets
 from ..prompt_optimization.protocols import Rollout, RolloutError
 from ..prompt_optimization.template_task import without_own_demo
@@ -31,7 +32,8 @@ from .data import example_inputs
 from .metrics import call_metric, metric_value
 from .template_module import raw_instructions
 
-__all__ = ["ProgramTask", "apply_candidate", "candidate_of", "classify_error", "json_safe", "usage_of"]
+__all__ = ["ProgramTask", "apply_candidate", "candidate_of", "check_priced_lms", "classify_error", "json_safe",
+           "usage_of"]
 
 _TRANSIENT = frozenset({
     # DSPy's projection of provider failures (dspy.utils.exceptions) ...
@@ -162,6 +164,19 @@ def _cost(lm: Any, model: str, prompt: int, completion: int) -> float | None:
         return None
     prices = _prices(model)
     return None if prices is None else prices[0] * prompt + prices[1] * completion
+
+
+def check_priced_lms(max_cost_usd: float | None, *lms: Any) -> None:
+    """A dollar budget needs every LM's price; an LM DSPy cannot price (e.g. behind a custom api_base) would let
+    the run spend without counting, so it is a ConfigError before any call."""
+    if max_cost_usd is None:
+        return
+    for lm in lms:
+        model = str(getattr(lm, "model", ""))
+        if lm is not None and _cost(lm, model, 1000, 1000) is None:
+            raise ConfigError(f"max_cost_usd={max_cost_usd!r} cannot be enforced: DSPy has no price for the LM "
+                              f"{model!r} (a custom api_base has no list price); use max_rollouts / "
+                              "max_metric_calls instead")
 
 
 class ProgramTask:

@@ -173,3 +173,19 @@ async def test_overlapping_train_and_validation_seeds_warn_but_run(method, serve
     warnings = [e.message for e in events if isinstance(e, RunWarning)]
     assert any("val_seeds" in w or "validation" in w for w in warnings), warnings
     assert result.best_template.score is not None
+
+
+@pytest.mark.parametrize("teleprompter", ["gepa", "mipro"])
+def test_a_dollar_budget_on_an_lm_dspy_cannot_price_is_refused(teleprompter, server):
+    dspy = pytest.importorskip("dspy")
+    from rollouts_dspy.dspy_integration.data import rows_to_examples
+    from rollouts_dspy.dspy_integration.gepa import RolloutsGEPA
+    from rollouts_dspy.dspy_integration.mipro import RolloutsMIPRO
+
+    examples = rows_to_examples(DATA, ["query"])
+    lm = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=False)
+    make = (lambda: RolloutsGEPA(reflection_lm=lm, max_cost_usd=1.0)) if teleprompter == "gepa" \
+        else (lambda: RolloutsMIPRO(prompt_model=lm, task_model=lm, max_cost_usd=1.0))
+    with dspy.context(lm=lm), pytest.raises(ConfigError, match="max_cost_usd"):
+        make().compile(dspy.Predict("query -> intent"), trainset=examples[:12], valset=examples[12:20])
+    assert server.stats().requests_total == 0
