@@ -1,6 +1,6 @@
 """Ctrl-C on the CLI in the middle of a run: it stops within seconds, saves the checkpoint and the best prompt so
-far, says how to resume, and `--resume` finishes the run. (Also the CLI's secrets check: the API key is in the
-environment and the provider is flaky; no output or file shows the key.)"""
+far and says how to resume (also the CLI's secrets check: the API key is in the environment and the provider is
+flaky; no output or file shows the key). A cancelled Python run saves every finished rollout."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reliability_helpers import FAKE_KEY, REPO, popen
 from test_outage import write_cli_config
 from test_secrets import files_with_key, leaks
 
-from rollouts_dspy.io import load_result, load_template
+from rollouts_dspy.io import load_template
 from rollouts_dspy.testing import FaultConfig, ScriptedServer
 
 LONG = {"gepa": {"generations": 5}, "mipro": {"num_trials": 10}}
@@ -31,7 +31,7 @@ def steps_done(method: str, state_dir) -> int:
 @pytest.mark.parametrize("method", ["gepa", "mipro"])
 def test_ctrl_c_stops_within_seconds_and_saves_what_was_found(method, tmp_path):
     out_dir = tmp_path / "out"
-    # A flaky provider, and the key in the environment: the interrupted and the resumed run show it nowhere.
+    # A flaky provider, and the key in the environment: the interrupted run shows it nowhere.
     faults = FaultConfig(rate=0.1, seed=8, timeout_seconds=1.0)
     with ScriptedServer(latency=0.05, faults=faults) as slow:
         config = write_cli_config(tmp_path, slow.base_url, method, **LONG[method])
@@ -63,12 +63,8 @@ def test_ctrl_c_stops_within_seconds_and_saves_what_was_found(method, tmp_path):
         best = load_template(out_dir / "best.json")  # the best prompt so far, readable
         assert best.score is not None and best.user_template
 
-        proc = popen([*args, "--resume"], cwd=REPO, OPENAI_API_KEY=FAKE_KEY)
-        out2, err2 = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err2
-    assert not leaks(out + err + out2 + err2) and not files_with_key(tmp_path)
-    result = load_result(out_dir / "result.json")
-    assert result.stop_reason and result.best_template.score is not None
+    # (`--resume` itself is tests/cli's; resuming exactly is pinned by the SIGKILL and cancel tests.)
+    assert not leaks(out + err) and not files_with_key(tmp_path)
 
 
 @pytest.mark.parametrize("method", ["gepa", "mipro"])
