@@ -94,7 +94,7 @@ class RolloutsGEPA(Teleprompter):
         auto: str | None = None,
         max_full_evals: int | None = None,
         max_metric_calls: int | None = None,
-        reflection_minibatch_size: int = 3,
+        reflection_minibatch_size: int | None = None,
         reflection_lm: Any = None,
         use_merge: bool = True,
         num_threads: int | None = None,
@@ -174,8 +174,10 @@ class RolloutsGEPA(Teleprompter):
         fields.update(
             train_seeds=train, val_seeds=val, seed=self.seed, max_cost_usd=self.max_cost_usd,
             max_concurrent=self.num_threads or DEFAULT_THREADS, checkpoint_dir=self.log_dir,
-            reflection_minibatch_size=self.reflection_minibatch_size, perfect_score=self.perfect_score,
+            perfect_score=self.perfect_score,
         )
+        if self.reflection_minibatch_size is not None:  # None: the engine's default (measured, see GEPAConfig)
+            fields["reflection_minibatch_size"] = self.reflection_minibatch_size
         if not self.use_merge:
             fields["crossover_rate"] = 0.0
         fields.update(overrides)
