@@ -78,3 +78,49 @@ async def test_an_environment_that_raises_on_some_samples(method, server, tmp_pa
     assert failed and all(cursed(r["sample_index"]) for r in failed)
     assert all(r["error"]["kind"] == "environment" and "sandbox failed to start" in r["error"]["detail"]
                for r in failed)
+
+
+@pytest.mark.parametrize("teleprompter", ["gepa", "mipro"])
+def test_the_dspy_teleprompters_record_metric_errors_and_permanent_provider_errors(teleprompter, tmp_path):
+    """DSPy front door: a metric that raises on some examples leaves them unmeasured with the error; a prompt over
+    the context window is the program's failure (failure_score, error recorded); the run goes on."""
+    import json
+
+    dspy = pytest.importorskip("dspy")
+    from reliability_helpers import DATA
+
+    from rollouts_dspy.dspy_integration.data import rows_to_examples
+    from rollouts_dspy.dspy_integration.gepa import RolloutsGEPA
+    from rollouts_dspy.dspy_integration.mipro import RolloutsMIPRO
+    from rollouts_dspy.testing import FaultConfig, ScriptedServer
+
+    examples = rows_to_examples(DATA, ["query"])
+    data = examples[:20]
+
+    def metric(example, pred, trace=None):
+        if cursed(data.index(example)):
+            raise KeyError(f"metric bug on {example.query[:10]!r}")
+        return float(example.intent == pred.intent)
+
+    with ScriptedServer(faults=FaultConfig(rate=0.1, kinds=("context_length",), seed=3)) as bad:
+        lm = dspy.LM("openai/scripted-task", api_base=bad.base_url, api_key="scripted", cache=False, num_retries=1)
+        make = (lambda: RolloutsGEPA(metric, reflection_lm=lm, max_metric_calls=60, log_dir=str(tmp_path))) \
+            if teleprompter == "gepa" else \
+            (lambda: RolloutsMIPRO(metric, prompt_model=lm, task_model=lm, auto=None, num_candidates=2,
+                                   log_dir=str(tmp_path), config={"num_trials": 3, "minibatch_size": 6}))
+        with dspy.context(lm=lm):
+            program = make().compile(dspy.Predict("query -> intent"), trainset=data[:12], valset=data[12:])
+        assert bad.stats().faults_injected
+    assert program is not None
+    for record in program.search_outcome.records:
+        # A cursed example is never scored by the metric; it has a score only when the program itself failed
+        # first (a permanent provider error: failure_score).
+        scores = {**record.train_scores, **record.val_scores}
+        assert all(s == 0.0 for i, s in scores.items() if cursed(i)), scores
+    state = next(p for p in tmp_path.rglob("*.json") if "state" in p.name)
+    data_ = json.loads(state.read_text())
+    rollouts = [r for _, _, r in (data_["state"]["rollouts"] if "state" in data_ else data_["cache"])]
+    metric_errors = [r for r in rollouts if r["error"] and r["error"]["kind"] == "score_fn"]
+    assert metric_errors and all(r["score"] is None and "metric bug" in r["error"]["detail"] for r in metric_errors)
+    task_errors = [r for r in rollouts if r["error"] and r["error"]["kind"] == "task"]
+    assert task_errors and all(r["score"] == 0.0 and r["error"]["detail"] for r in task_errors)
