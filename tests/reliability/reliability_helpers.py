@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +87,6 @@ def measured_scores(result: OptimizationResult) -> list[tuple[Any, int, float]]:
 
 def task_requests(server) -> int:
     return server.stats().requests_by_model.get("scripted-task", 0)
-
-
-def usage_of(result: OptimizationResult, role: str) -> Mapping[str, Any]:
-    return result.usage.get(role, {"calls": 0, "retries": 0, "failures": 0})
 
 
 def write_script(path: Path, body: str) -> Path:
