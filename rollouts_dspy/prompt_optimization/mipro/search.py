@@ -49,11 +49,21 @@ class Study:
         if storage is not None:
             Path(storage).parent.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{Path(storage).resolve()}"
-        self.study = optuna.create_study(
-            storage=url, study_name=STUDY_NAME, direction="maximize", load_if_exists=url is not None,
-            sampler=optuna.samplers.TPESampler(seed=seed),
-        )
-        if not self.study.get_trials(deepcopy=False):
+        try:
+            self.study = optuna.create_study(
+                storage=url, study_name=STUDY_NAME, direction="maximize", load_if_exists=url is not None,
+                sampler=optuna.samplers.TPESampler(seed=seed),
+            )
+            trials = self.study.get_trials(deepcopy=False)
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy/sqlite errors of a damaged study file
+            if url is None:
+                raise
+            from ...errors import CheckpointError
+
+            raise CheckpointError(f"the Optuna study {storage} cannot be opened ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:200]}); delete it and its .state.json to start "
+                                  "over") from None
+        if not trials:
             # The starting point is the first trial, so every run measures where it began.
             self.study.enqueue_trial({param_name(c, k): 0 for c in self.components for k in ("instruction", "demos")})
 
