@@ -56,7 +56,11 @@ class GEPAConfig:
     falling back to the section-wise merge); `checkpoint_dir` (JSON state after every generation; resumes);
     `max_stale_generations` (stop, reason "stalled", after this many generations in a row without a new evaluated
     child; None: never); `max_reflection_calls` (no generation starts once this many reflection requests were
-    made; None: only `generations` bounds them).
+    made; None: only `generations` bounds them); `pareto_split` ("train": every child that passes gating is
+    evaluated on all of `train_seeds`, Pareto/elites/parents use training scores and the top `val_candidates` are
+    validated at the end; "val": the GEPA paper's scheme -- a child that beats its parent on the gating minibatch
+    is evaluated on `val_seeds` only, and Pareto/elites/parents/best use those validation scores; measured no
+    better on the Banking77 benchmark, see docs/readme/gepa.md).
     """
 
     population_size: int = DEFAULT_POPULATION
@@ -79,6 +83,7 @@ class GEPAConfig:
     checkpoint_dir: str | None = None
     max_stale_generations: int | None = DEFAULT_MAX_STALE_GENERATIONS
     max_reflection_calls: int | None = None
+    pareto_split: str = "train"
 
     def __post_init__(self) -> None:
         _int("population_size", self.population_size, 2)
@@ -119,8 +124,23 @@ class GEPAConfig:
             _int("max_stale_generations", self.max_stale_generations, 1)
         if self.max_reflection_calls is not None:
             _int("max_reflection_calls", self.max_reflection_calls, 1)
+        if self.pareto_split not in ("train", "val"):
+            raise ConfigError(f"GEPAConfig.pareto_split must be 'train' or 'val', but got {self.pareto_split!r}")
+        if self.pareto_split == "val" and not self.val_seeds:
+            raise ConfigError("GEPAConfig.pareto_split='val' needs val_seeds (children are scored on them); give "
+                              "val_seeds or use pareto_split='train'")
         if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
             object.__setattr__(self, "checkpoint_dir", str(self.checkpoint_dir))
+
+    @property
+    def split(self) -> str:
+        """The split candidates are compared on (`pareto_split`)."""
+        return self.pareto_split
+
+    @property
+    def selection_seeds(self) -> tuple[int, ...]:
+        """The samples of the per-sample Pareto bookkeeping (and of an accepted child's full evaluation)."""
+        return self.val_seeds if self.split == "val" else self.train_seeds
 
     @property
     def overlap(self) -> tuple[int, ...]:
@@ -140,4 +160,7 @@ class GEPAConfig:
         a finished run by more generations or a larger budget)."""
         free = {"generations", "max_rollouts", "max_cost_usd", "max_concurrent", "checkpoint_dir",
                 "max_stale_generations", "max_reflection_calls"}
-        return {k: v for k, v in self.to_dict().items() if k not in free}
+        out = {k: v for k, v in self.to_dict().items() if k not in free}
+        if out["pareto_split"] == "train":  # the search before this field existed: its checkpoints still resume
+            del out["pareto_split"]
+        return out

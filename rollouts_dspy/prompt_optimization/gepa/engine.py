@@ -21,6 +21,9 @@ from .state import Entry, GEPAState
 
 __all__ = [
     "ChildPlan",
+    "batch_size",
+    "selection_mean",
+    "selection_scores",
     "accepts",
     "full_evaluation_order",
     "choose_best",
@@ -57,9 +60,21 @@ class ChildPlan:
         return len(self.parents) == 2
 
 
-def _shown(entry: Entry, config: GEPAConfig, rng: random.Random) -> tuple[int, ...]:
-    """Training samples to show the reflection: failures first (where there is most to learn), seeded."""
-    order = list(config.train_seeds)
+def selection_scores(entry: Entry, config: GEPAConfig) -> dict[int, float]:
+    """The per-sample scores candidates are compared on: validation scores with pareto_split "val", else training."""
+    return entry.val if config.split == "val" else entry.train
+
+
+def selection_mean(entry: Entry, config: GEPAConfig) -> float | None:
+    scores = selection_scores(entry, config)
+    return sum(scores.values()) / len(scores) if scores else None
+
+
+def _shown(entry: Entry, config: GEPAConfig, rng: random.Random,
+           batch: Sequence[int] | None = None) -> tuple[int, ...]:
+    """Training samples to show the reflection: failures first (where there is most to learn), seeded. With
+    pareto_split "val" they come from the generation's gating minibatch (the parent is run there first)."""
+    order = list(config.train_seeds if batch is None else batch)
     rng.shuffle(order)
     top = config.perfect_score
 
@@ -71,8 +86,12 @@ def _shown(entry: Entry, config: GEPAConfig, rng: random.Random) -> tuple[int, .
     return tuple(ranked[: config.reflection_minibatch_size])
 
 
-def _scores(state: GEPAState) -> dict[str, dict[int, float]]:
-    return {e.id: e.train for e in state.full_entries()}
+def _scores(state: GEPAState, config: GEPAConfig) -> dict[str, dict[int, float]]:
+    return {e.id: selection_scores(e, config) for e in state.full_entries() if selection_scores(e, config)}
+
+
+def _means(state: GEPAState, config: GEPAConfig, ids: Sequence[str]) -> dict[str, float | None]:
+    return {cid: selection_mean(state.entries[cid], config) for cid in ids}
 
 
 def plan_generation(state: GEPAState, config: GEPAConfig, components: Sequence[str]) -> list[ChildPlan]:
@@ -83,18 +102,19 @@ def plan_generation(state: GEPAState, config: GEPAConfig, components: Sequence[s
     g = state.generation
     rng = rng_for(config, g, "plan")
     entries = state.entries
+    batch = gating_minibatch(state, config) if config.split == "val" else None
     if g == 0:
         root = next(iter(entries.values()))
         return [
             ChildPlan(s, (root.id,), root.candidate, True, components[s % len(components)], root.id,
-                      _shown(root, config, rng))
+                      _shown(root, config, rng, batch))
             for s in range(config.population_size - 1)
         ]
-    scores = _scores(state)
+    scores = _scores(state, config)
     if not scores:
         return []
-    wins = frontier(scores, config.train_seeds)
-    ranked = rank_by_mean({cid: entries[cid].train_mean for cid in scores})
+    wins = frontier(scores, config.selection_seeds)
+    ranked = rank_by_mean(_means(state, config, list(scores)))
     plans = []
     for s in range(config.population_size - config.elite_size):
         first = sample_parent(rng, wins)
@@ -107,14 +127,26 @@ def plan_generation(state: GEPAState, config: GEPAConfig, components: Sequence[s
                 base = crossover_candidates(base, entries[second].candidate, rng)
         mutate = rng.random() < config.mutation_rate
         component = components[(g + s) % len(components)]
-        plans.append(ChildPlan(s, parents, base, mutate, component, first, _shown(entries[first], config, rng)))
+        plans.append(ChildPlan(s, parents, base, mutate, component, first,
+                               _shown(entries[first], config, rng, batch)))
     return plans
+
+
+def batch_size(config: GEPAConfig) -> int | None:
+    """The gating minibatch's size: minibatch_size; with pareto_split "val" there is always one (default: the
+    reflection_minibatch_size), since children are never run on all of train_seeds there."""
+    if config.minibatch_size is None and config.split == "val":
+        return config.reflection_minibatch_size
+    return config.minibatch_size
 
 
 def gating_minibatch(state: GEPAState, config: GEPAConfig) -> tuple[int, ...] | None:
     """The seeded training subset this generation's children must improve on before a full evaluation
-    (shared by all children, so they are compared on equal terms); None without minibatch gating."""
-    size = config.minibatch_size
+    (shared by all children, so they are compared on equal terms); None without minibatch gating. With
+    pareto_split "val" always a batch (all of train_seeds when they are fewer than its size)."""
+    size = batch_size(config)
+    if size is not None and size >= len(config.train_seeds) and config.split == "val":
+        return tuple(config.train_seeds)
     if size is None or size >= len(config.train_seeds):
         return None
     return tuple(sorted(rng_for(config, state.generation, "minibatch").sample(config.train_seeds, size)))
@@ -146,13 +178,16 @@ def full_evaluation_order(accepted: Sequence[Entry], batch: Sequence[int] | None
 
 def is_perfect(entry: Entry, config: GEPAConfig) -> bool:
     top = config.perfect_score
-    if top is None or not entry.full or len(entry.train) < len(config.train_seeds):
+    scores = selection_scores(entry, config)
+    if top is None or not entry.full or len(scores) < len(config.selection_seeds):
         return False
-    return min(entry.train.values()) >= top - TIE
+    return min(scores.values()) >= top - TIE
 
 
-def population_stats(state: GEPAState, g: int, evaluated: int, rollouts: int, elapsed: float) -> GenerationStats:
-    means = [m for cid in state.population if (m := state.entries[cid].train_mean) is not None
+def population_stats(state: GEPAState, config: GEPAConfig, g: int, evaluated: int, rollouts: int,
+                     elapsed: float) -> GenerationStats:
+    """The population's best and mean score on the selection split (training, or validation with "val")."""
+    means = [m for cid in state.population if (m := selection_mean(state.entries[cid], config)) is not None
              and state.entries[cid].full]
     return GenerationStats(
         generation=g, best_score=max(means, default=0.0), mean_score=sum(means) / len(means) if means else 0.0,
@@ -165,8 +200,7 @@ def next_population(state: GEPAState, config: GEPAConfig, children: Sequence[str
     """Elites (the elite_size best of the current population by training mean, unchanged) plus the children
     that were fully evaluated; generation 0 keeps the initial candidate and its children."""
     full = [cid for cid in state.population if state.entries[cid].full]
-    keep = full if state.generation == 0 else rank_by_mean(
-        {cid: state.entries[cid].train_mean for cid in full})[: config.elite_size]
+    keep = full if state.generation == 0 else rank_by_mean(_means(state, config, full))[: config.elite_size]
     out = list(keep)
     for cid in children:
         if cid not in out and state.entries[cid].full:
@@ -178,10 +212,12 @@ def validation_order(state: GEPAState, config: GEPAConfig) -> list[str]:
     """The candidates to score on val_seeds, most promising first: the best by training mean, then every Pareto
     survivor (most wins first, ties by mean), then the rest by mean up to val_candidates in all. The shell
     validates them in this order as long as the budget pays for a full validation."""
-    scores = _scores(state)
+    if config.split == "val":  # every accepted candidate was already scored on val_seeds
+        return []
+    scores = _scores(state, config)
     if not scores:
         return [next(iter(state.entries))] if state.entries else []
-    ranked = rank_by_mean({cid: state.entries[cid].train_mean for cid in scores})
+    ranked = rank_by_mean(_means(state, config, list(scores)))
     wins = frontier(scores, config.train_seeds)
     front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
     top = list(dict.fromkeys([ranked[0], *front]))
@@ -192,7 +228,7 @@ def validation_order(state: GEPAState, config: GEPAConfig) -> list[str]:
 def validation_reserve(config: GEPAConfig) -> int:
     """Rollouts kept back from the search for validation: val_candidates x len(val_seeds), reduced (down to no
     reserve) when the budget could not then pay for one full training evaluation."""
-    if config.max_rollouts is None or not config.val_seeds:
+    if config.max_rollouts is None or not config.val_seeds or config.split == "val":
         return 0
     n = config.val_candidates
     while n > 0 and config.max_rollouts - n * len(config.val_seeds) < len(config.train_seeds):
@@ -203,6 +239,8 @@ def validation_reserve(config: GEPAConfig) -> int:
 def choose_best(state: GEPAState, config: GEPAConfig, validated: Sequence[str]) -> str:
     """The best candidate: highest validation mean among those validated on every val sample (ties: training
     mean, then age); without validation results, the best by training mean; else the initial candidate."""
+    if config.split == "val":
+        validated = [e.id for e in state.full_entries()]
     complete = [cid for cid in validated if len(state.entries[cid].val) == len(config.val_seeds) and config.val_seeds]
     if complete:
         def key(cid: str) -> tuple[float, float]:
@@ -211,7 +249,7 @@ def choose_best(state: GEPAState, config: GEPAConfig, validated: Sequence[str]) 
 
         best = max(key(c) for c in complete)
         return next(c for c in state.entries if c in complete and key(c) == best)
-    scores = _scores(state)
+    scores = _scores(state, config)
     if scores:
-        return rank_by_mean({cid: state.entries[cid].train_mean for cid in scores})[0]
+        return rank_by_mean(_means(state, config, list(scores)))[0]
     return next(iter(state.entries))

@@ -133,10 +133,12 @@ class _Shell:
         (in slot order) rather than started and left half-measured, unless `partial_ok`."""
         launched = [work[n] for n in self._plan_spend(work, partial_ok)]
         results = await gather_all([self.evaluator.evaluate(e.candidate, ix) for e, ix in launched])
+        selection = self.config.split
         for (entry, indices), rollouts in zip(launched, results, strict=True):
             entry.absorb(rollouts, split)
-            if split == "train" and len(indices) == len(self.config.train_seeds):
-                entry.full = bool(entry.train) and len(rollouts) == len(indices)
+            if split == selection and len(indices) == len(self.config.selection_seeds):
+                scores = entry.train if split == "train" else entry.val
+                entry.full = bool(scores) and len(rollouts) == len(indices)
 
     async def make_child(self, plan: engine.ChildPlan) -> _Made:
         state, config = self.state, self.config
@@ -180,10 +182,11 @@ class _Shell:
         g = state.generation
         if g == 0:
             root = next(iter(state.entries.values()))
-            await self.evaluate_all([(root, config.train_seeds)], "train", partial_ok=True)
-            root.full = bool(root.train)
+            await self.evaluate_all([(root, config.selection_seeds)], config.split, partial_ok=True)
+            root.full = bool(engine.selection_scores(root, config))
             state.population = [root.id]
         plans = engine.plan_generation(state, config, self.components)
+        await self._run_parents(plans)
         self.model.answered = self.model.unreachable = self.model.requests = 0
         made = await gather_all([self.make_child(p) for p in plans])
         if self.model.unreachable and not self.model.answered:
@@ -205,18 +208,28 @@ class _Shell:
             self.emit(RunWarning(f"generation {g}: no usable child; the reflection model's answers were "
                                  f"rejected ({'; '.join(dict.fromkeys(rejected))[:300]})"))
         accepted = await self._gate(new)
-        await self.evaluate_all([(e, config.train_seeds) for e in accepted], "train")
+        await self.evaluate_all([(e, config.selection_seeds) for e in accepted], config.split)
         # A generation whose reflections yield nothing new to evaluate makes no progress; enough of them in a
         # row end the run ("stalled") instead of asking the reflection model forever.
         state.stale = 0 if any(e.train or e.failed for e, _ in new) else state.stale + 1
         state.reflection_requests += self.model.requests
         children = [e.id for e in accepted] + [c for c in known if state.entries[c].full]
         state.population = engine.next_population(state, config, children)
-        stats = engine.population_stats(state, g, len(new) + (1 if g == 0 else 0), self.ledger.rollouts_used,
+        stats = engine.population_stats(state, config, g, len(new) + (1 if g == 0 else 0), self.ledger.rollouts_used,
                                         time.monotonic() - self.started)
         state.history.append(stats)
         state.generation = g + 1
         return stats
+
+    async def _run_parents(self, plans: Sequence[engine.ChildPlan]) -> None:
+        """With pareto_split "val", parents were never run on training samples: run each (in plan order) on the
+        generation's gating minibatch, whose rollouts the reflection sees and whose scores the children must
+        beat. Already-paid rollouts come from the cache."""
+        batch = engine.gating_minibatch(self.state, self.config)
+        if self.config.split != "val" or batch is None:
+            return
+        ids = dict.fromkeys(p for plan in plans for p in plan.parents)
+        await self.evaluate_all([(self.state.entries[p], batch) for p in ids], "train")
 
     async def _gate(self, new: Sequence[tuple[Entry, engine.ChildPlan]]) -> list[Entry]:
         batch = engine.gating_minibatch(self.state, self.config)
@@ -266,6 +279,8 @@ def _stop_reason(shell: _Shell) -> str:
         return "budget"
     room = shell.ledger.remaining_rollouts()
     need = len(engine.gating_minibatch(state, config) or config.train_seeds)
+    if config.split == "val":  # at least a child's minibatch and its validation must fit
+        need += len(config.val_seeds)
     if room is not None and state.generation > 0 and room < need:
         return "budget"
     return ""
@@ -304,7 +319,8 @@ async def optimize_gepa(
     try:
         while not (reason := _stop_reason(shell)):
             stats = await shell.generation()
-            best = max((e.train_mean for e in state.full_entries() if e.train_mean is not None), default=None)
+            best = max((m for e in state.full_entries() if (m := engine.selection_mean(e, config)) is not None),
+                       default=None)
             if any(engine.is_perfect(e, config) for e in state.full_entries()):
                 state.stop_reason = "perfect_score"
             autosave.at_boundary()
@@ -332,7 +348,11 @@ async def optimize_gepa(
 def _estimate(config: GEPAConfig) -> dict[str, int]:
     """Planned calls at most (before minibatch gating and deduplication save some)."""
     t, n, e, g = len(config.train_seeds), config.population_size, config.elite_size, config.generations
-    per_child = t + (config.minibatch_size or 0)
     children = (n - 1) + (g - 1) * (n - e)
+    if config.split == "val":
+        v = len(config.val_seeds)
+        return {"task": v + children * (2 * (engine.batch_size(config) or t) + v),
+                "reflection": children * config.mutation_attempts}
+    per_child = t + (config.minibatch_size or 0)
     return {"task": t + children * per_child + config.val_candidates * len(config.val_seeds),
             "reflection": children * config.mutation_attempts}

@@ -33,7 +33,8 @@ VERSION = 1
 @dataclass
 class Entry:
     """One distinct candidate (identical content shares one entry). `full` is True once it was evaluated on every
-    training sample the budget allowed (only full entries compete for Pareto wins, elites and best)."""
+    sample of the selection split (all train_seeds, or all val_seeds with pareto_split "val"); only full entries
+    compete for Pareto wins, elites and best."""
 
     id: str
     candidate: Candidate
@@ -114,7 +115,7 @@ class GEPAState:
         return entry, True
 
     def full_entries(self) -> list[Entry]:
-        return [e for e in self.entries.values() if e.full and e.train]
+        return [e for e in self.entries.values() if e.full and (e.train or e.val)]
 
     def to_dict(self, *, caches: bool = True) -> dict[str, Any]:
         """The JSON-safe state; `caches=False` leaves out the rollouts and reflection answers."""

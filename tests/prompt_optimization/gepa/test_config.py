@@ -30,6 +30,8 @@ def test_spec_signature_and_defaults():
         ({"max_rollouts": 0}, "max_rollouts"),
         ({"max_cost_usd": -1.0}, "max_cost_usd"),
         ({"minibatch_size": 0}, "minibatch_size"),
+        ({"pareto_split": "dev"}, "pareto_split"),
+        ({"pareto_split": "val"}, "pareto_split='val' needs val_seeds"),
     ],
 )
 def test_bad_configs_fail_at_construction(kwargs, match):
@@ -37,6 +39,15 @@ def test_bad_configs_fail_at_construction(kwargs, match):
     params.update(kwargs)
     with pytest.raises(ConfigError, match=match):
         GEPAConfig(**params)
+
+
+def test_pareto_split_defaults_to_train_and_val_compares_on_val_seeds():
+    default = GEPAConfig(train_seeds=(0, 1), val_seeds=(2,))
+    assert default.split == "train" and default.selection_seeds == (0, 1)
+    # Checkpoints written before the field existed (train split) still match.
+    assert "pareto_split" not in default.fingerprint()
+    val = GEPAConfig(train_seeds=(0, 1), val_seeds=(2,), pareto_split="val")
+    assert val.selection_seeds == (2,) and val.fingerprint()["pareto_split"] == "val"
 
 
 def test_overlap_is_reported_not_refused():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 
 import pytest
@@ -48,10 +49,12 @@ async def test_no_prompt_is_ever_evaluated_twice_on_a_sample():
     assert out.rollouts_used == len(task.runs)
 
 
+@pytest.mark.parametrize("split", ["train", "val"])
 @pytest.mark.parametrize("limit", [7, 40, 61, 100])
-async def test_the_rollout_budget_is_never_exceeded(limit):
+async def test_the_rollout_budget_is_never_exceeded(limit, split):
     task = FakeTask()
-    out = await optimize_gepa(task, FakeReflection(), INITIAL, config(max_rollouts=limit, minibatch_size=4))
+    out = await optimize_gepa(task, FakeReflection(), INITIAL,
+                              config(max_rollouts=limit, minibatch_size=4, pareto_split=split))
     assert len(task.runs) <= limit and out.rollouts_used <= limit
     assert out.best_id in {r.id for r in out.records}
     if limit >= 61:
@@ -125,6 +128,35 @@ async def test_each_component_of_a_multi_component_candidate_gets_mutated():
     assert changed["first"] and changed["second"]
 
 
+async def test_val_split_scores_accepted_children_on_validation_only_and_reflects_on_training_rollouts():
+    task, model = FakeTask(), FakeReflection()
+    cfg = config(train_seeds=tuple(range(24)), val_seeds=tuple(range(24, 36)), minibatch_size=4,
+                 generations=5, pareto_split="val")
+    out = await optimize_gepa(task, model, INITIAL, cfg)
+    initial, best = out.records[0], out.record(out.best_id)
+    assert best.val_mean > initial.val_mean and len(best.val_scores) == 12
+    # No candidate ever ran on all of train_seeds: only on the gating minibatches.
+    assert all(len(r.train_scores) < 24 for r in out.records)
+    # Every child that passed gating has a complete validation score; the others none.
+    for r in out.records:
+        assert len(r.val_scores) in (0, 12)
+    # The best is the best validated candidate; the history's best is on validation too.
+    assert best.val_mean == max(r.val_mean for r in out.records if r.val_scores)
+    assert out.history[-1].best_score == best.val_mean
+    # The reflection was shown training rollouts only, never a validation row.
+    shown = {int(q) for call in model.calls for q in re.findall(r"\bq(\d+)\b", call[0].content)}
+    assert shown and shown <= set(range(24))
+    # No validation phase after the search: the last generation's count is the run's.
+    assert out.history[-1].rollouts_used == out.rollouts_used
+
+
+async def test_train_split_validates_the_top_candidates_after_the_search():
+    out = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(minibatch_size=4))  # the default split
+    validated = [r for r in out.records if r.val_scores]
+    assert 1 <= len(validated) <= 3 and out.history[-1].rollouts_used < out.rollouts_used
+    assert any(len(r.train_scores) == 12 for r in out.records[1:])
+
+
 async def test_minibatch_gating_spends_full_evaluations_only_on_improvers():
     task = FakeTask()
     out = await optimize_gepa(task, FakeReflection(), INITIAL,
@@ -139,15 +171,17 @@ async def test_the_search_stops_early_on_a_perfect_training_score():
     assert out.record(out.best_id).train_mean == 1.0
 
 
-async def test_same_seed_same_answers_same_result():
-    a = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=3, minibatch_size=4))
+@pytest.mark.parametrize("split", ["train", "val"])
+async def test_same_seed_same_answers_same_result(split):
+    a = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=3, minibatch_size=4, pareto_split=split))
     b = await optimize_gepa(FakeTask(delay=0.003), FakeReflection(delay=0.002), INITIAL,
-                            config(seed=3, minibatch_size=4))
+                            config(seed=3, minibatch_size=4, pareto_split=split))
     assert a.records == b.records and a.best_id == b.best_id and a.rollouts_used == b.rollouts_used
 
 
-async def test_an_interrupted_run_resumes_without_rerunning_finished_rollouts(tmp_path):
-    full = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=5))
+@pytest.mark.parametrize("split", ["train", "val"])
+async def test_an_interrupted_run_resumes_without_rerunning_finished_rollouts(tmp_path, split):
+    full = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(seed=5, pareto_split=split))
 
     class Stop(Exception):
         pass
@@ -158,11 +192,11 @@ async def test_an_interrupted_run_resumes_without_rerunning_finished_rollouts(tm
 
     first_task = FakeTask()
     with pytest.raises(Stop):
-        await optimize_gepa(first_task, FakeReflection(), INITIAL, config(seed=5, checkpoint_dir=str(tmp_path)),
-                            reporter=stop_after_two)
+        await optimize_gepa(first_task, FakeReflection(), INITIAL,
+                            config(seed=5, checkpoint_dir=str(tmp_path), pareto_split=split), reporter=stop_after_two)
     second_task = FakeTask()
     resumed = await optimize_gepa(second_task, FakeReflection(), INITIAL,
-                                  config(seed=5, checkpoint_dir=str(tmp_path)))
+                                  config(seed=5, checkpoint_dir=str(tmp_path), pareto_split=split))
     assert not set(first_task.runs) & set(second_task.runs)
     assert resumed.records == full.records and resumed.best_id == full.best_id
     assert resumed.rollouts_used == full.rollouts_used

@@ -54,14 +54,23 @@ def task_requests(server) -> int:
     return server.stats().requests_by_model.get("scripted-task", 0)
 
 
-async def test_gepa_lifts_a_weak_prompt_clearly_on_validation(server, task_endpoint, reflect_endpoint):
-    initial = await evaluate_template(WEAK, config().val_seeds, DATA, task_endpoint, intent_score)
+@pytest.mark.parametrize("split", ["train", "val"])
+async def test_gepa_lifts_a_weak_prompt_clearly_on_validation(server, task_endpoint, reflect_endpoint, split):
+    # "val": the reflection sees the parent's rollouts on the gating minibatch only,
+    # so that minibatch gets 8 rows, as many as "train" shows the reflection.
+    cfg = config(pareto_split=split) if split == "train" else config(pareto_split=split, minibatch_size=8)
+    initial = await evaluate_template(WEAK, cfg.val_seeds, DATA, task_endpoint, intent_score)
     server.reset_stats()
-    result = await run_gepa(WEAK, config(), DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
+    result = await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
     assert isinstance(result, OptimizationResult)
     assert result.best_template.score >= initial.score + 0.15, (initial.score, result.best_template.score)
     assert "Rules:" in result.best_template.system and result.best_template.user_template == WEAK.user_template
-    assert len(result.history) == 3 and result.history[-1].rollouts_used < result.rollouts_used
+    assert len(result.history) == 3
+    if split == "train":  # the top candidates are validated after the search
+        assert result.history[-1].rollouts_used < result.rollouts_used
+    else:  # every accepted child was validated during the search: nothing is left to do after it
+        assert result.history[-1].rollouts_used == result.rollouts_used
+        assert result.history[-1].best_score == result.best_template.score
     assert task_requests(server) == result.rollouts_used
     best = next(c for c in result.candidates if c.id == result.best_candidate_id)
     assert len(best.val_scores) == 54 and best.parents
