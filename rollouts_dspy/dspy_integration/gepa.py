@@ -31,8 +31,8 @@ from .program_task import ProgramTask, apply_candidate, candidate_of, check_pric
 __all__ = ["GEPADetailedResults", "RolloutsGEPA"]
 
 DEFAULT_THREADS = 8
-BUDGET_POPULATION = 8
-BUDGET_ELITES = 2
+BUDGET_POPULATION = 2  # one child per generation: the paper's sequential scheme, best at small budgets
+BUDGET_ELITES = 1
 """Population and elites when the run is sized by a rollout budget instead of `auto`."""
 
 
