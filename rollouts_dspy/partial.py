@@ -27,7 +27,8 @@ def state_exists(state_dir: Path) -> bool:
 
 
 def best_so_far(method: str, state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
-    """The best fully measured candidate in the checkpoint as a template (score = its training mean), or None."""
+    """The best measured candidate in the checkpoint as a template (score = its validation mean when the
+    checkpoint has validation scores, else its training mean), or None."""
     if method == "gepa":
         return _gepa(state_dir, base)
     if method == "mipro":
@@ -42,7 +43,14 @@ def _gepa(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
     if data is None:
         return None
     state = GEPAState.from_dict(data["state"])
-    scored = [(e.train_mean, -e.generation, e.id, e) for e in state.full_entries() if e.train_mean is not None]
+    entries = state.full_entries()
+    # Validation scores decide when the checkpoint has them (pareto_split "val", or validated candidates);
+    # ranking a mix of validation and training means would compare different samples.
+    validated = [e for e in entries if e.val]
+    if validated:
+        scored = [(sum(e.val.values()) / len(e.val), -e.generation, e.id, e) for e in validated]
+    else:
+        scored = [(e.train_mean, -e.generation, e.id, e) for e in entries if e.train_mean is not None]
     if not scored:
         return None
     mean, _, _, entry = max(scored, key=lambda t: (t[0], t[1], t[2]))
