@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ResultFileError
+from .prompt_optimization.checkpoint import write_json_atomic
 from .prompt_optimization.types import (
     Candidate,
     CandidateRecord,
@@ -304,20 +304,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _write(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    write_json_atomic(path, data, indent=2)
+    return Path(path)
 
 
 def _read(path: str | os.PathLike[str], schemas: tuple[str, ...]) -> dict[str, Any]:
