@@ -15,9 +15,8 @@ from typing import Any
 from ..dtypes import Endpoint, ScoreFn, Usage
 from ..llm import LLMSession
 from .budget import Budget, BudgetLedger
-from .formatting import format_prompt, to_sample, validate_dataset
 from .protocols import Rollout, Task
-from .template_task import EnvironmentFactory, TemplateTask, check_score_fn, probe_score_fn
+from .template_task import EnvironmentFactory, TemplateTask, preflight
 from .types import Candidate, PromptTemplate
 
 __all__ = [
@@ -174,16 +173,7 @@ async def evaluate_detailed(
     """Evaluate `template` on the rows `seeds` of `dataset`; every sample's trajectory text, score, feedback,
     error and usage. Pass the same `cache` (a dict, keyed inside by endpoint) to several calls to never run a
     prompt twice on a sample with the same model."""
-    validate_dataset(template, dataset, seeds)
-    if not seeds:
-        from ..errors import DatasetError
-
-        raise DatasetError("seeds is empty: give at least one row index to evaluate on")
-    check_score_fn(score_fn)
-    if environment_factory is not None and not callable(environment_factory):
-        raise TypeError(f"environment_factory must be callable as factory(row) -> Environment, "
-                        f"but got {type(environment_factory).__name__}")
-    probe_score_fn(score_fn, format_prompt(template, dataset[seeds[0]]), to_sample(template, dataset, seeds[0]))
+    preflight(template, dataset, score_fn, environment_factory, train_seeds=seeds, owner="evaluate_detailed")
     session = session or LLMSession(max_concurrent=max_concurrent)
     task = TemplateTask(template, dataset, endpoint, score_fn, session, environment_factory=environment_factory)
     evaluator = Evaluator(task, cache=None if cache is None else cache.setdefault(endpoint.identity(), {}))

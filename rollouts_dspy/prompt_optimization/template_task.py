@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..agents import DEFAULT_MAX_TURNS, AgentError, run_agent, run_completion
 from ..dtypes import Endpoint, Environment, Message, Sample, Score, ScoreFn, Trajectory, Usage
-from ..errors import ScoreFnError
+from ..errors import DatasetError, ScoreFnError
 from ..llm import LLMSession
-from .formatting import format_prompt, placeholders, to_sample
+from .formatting import format_prompt, placeholders, to_sample, validate_dataset
 from .protocols import Rollout, RolloutError
 from .types import SYSTEM, Candidate, PromptTemplate
 
 __all__ = [
-    "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "probe_score_fn", "render_transcript",
-    "without_own_demo",
+    "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "preflight", "probe_score_fn",
+    "render_transcript", "without_own_demo",
 ]
 
 SYSTEMIC_LLM_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError",
@@ -80,6 +81,36 @@ def _await_aside(awaitable: Any, timeout: float = 30.0) -> Any:
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, wait()).result(timeout=timeout)
+
+
+def preflight(
+    template: PromptTemplate,
+    dataset: Sequence[Mapping[str, Any]],
+    score_fn: Any,
+    environment_factory: Any,
+    *,
+    train_seeds: Sequence[int],
+    val_seeds: Sequence[int] = (),
+    owner: str,
+    stacklevel: int = 2,
+) -> None:
+    """Every check a run makes before its first LLM call: the seeds name rows that fill the template, the
+    score_fn is callable and returns a Score (probed once on an empty answer), the environment_factory is callable.
+    Overlapping train and validation seeds are a warning (`owner` names the config in it)."""
+    validate_dataset(template, dataset, train_seeds, what="train_seeds" if val_seeds else "seeds")
+    validate_dataset(template, dataset, val_seeds, what="val_seeds")
+    if not train_seeds:
+        raise DatasetError("train_seeds is empty" if val_seeds else "seeds is empty: give at least one row index")
+    check_score_fn(score_fn)
+    if environment_factory is not None and not callable(environment_factory):
+        raise TypeError(f"environment_factory must be callable as factory(row) -> Environment, "
+                        f"but got {type(environment_factory).__name__}")
+    first = train_seeds[0]
+    probe_score_fn(score_fn, format_prompt(template, dataset[first]), to_sample(template, dataset, first))
+    overlap = sorted(set(train_seeds) & set(val_seeds))
+    if overlap:
+        warnings.warn(f"{owner}: train_seeds and val_seeds share {len(overlap)} indices (e.g. {overlap[:5]}); "
+                      "the validation score is then not held out", UserWarning, stacklevel=stacklevel + 1)
 
 
 def render_transcript(messages: Sequence[Message]) -> str:

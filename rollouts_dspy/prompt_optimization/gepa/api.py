@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from ...dtypes import Endpoint, ScoreFn
-from ...errors import ConfigError, DatasetError
+from ...errors import ConfigError
 from ...llm import LLMSession, check_priced
 from ..events import LinePrinter, Reporter
-from ..formatting import format_prompt, to_sample, validate_dataset
-from ..template_task import EndpointModel, EnvironmentFactory, TemplateTask, check_score_fn, probe_score_fn
+from ..template_task import EndpointModel, EnvironmentFactory, TemplateTask, preflight
 from ..types import Candidate, OptimizationResult, PromptTemplate
 from .config import GEPAConfig
 from .runner import optimize_gepa
@@ -39,20 +37,8 @@ def _validate(initial: PromptTemplate, config: GEPAConfig, dataset: Sequence[Any
         raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial).__name__}")
     if not isinstance(config, GEPAConfig):
         raise ConfigError(f"config must be a GEPAConfig, but got {type(config).__name__}")
-    validate_dataset(initial, dataset, config.train_seeds, what="train_seeds")
-    validate_dataset(initial, dataset, config.val_seeds, what="val_seeds")
-    if not config.train_seeds:
-        raise DatasetError("train_seeds is empty")
-    check_score_fn(score_fn)
-    if environment_factory is not None and not callable(environment_factory):
-        raise TypeError(f"environment_factory must be callable as factory(row) -> Environment, "
-                        f"but got {type(environment_factory).__name__}")
-    first = config.train_seeds[0]
-    probe_score_fn(score_fn, format_prompt(initial, dataset[first]), to_sample(initial, dataset, first))
-    if config.overlap:
-        warnings.warn(f"GEPAConfig: train_seeds and val_seeds share {len(config.overlap)} indices "
-                      f"(e.g. {list(config.overlap[:5])}); the validation score is then not held out",
-                      UserWarning, stacklevel=3)
+    preflight(initial, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
+              val_seeds=config.val_seeds, owner="GEPAConfig", stacklevel=3)
 
 
 async def run_gepa(
