@@ -206,14 +206,17 @@ class OptimizationResult:
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """What an engine hands its front door: every candidate record, the per-step history, the chosen best."""
+    """What an engine hands its front door: every candidate record (the initial candidate first), the per-step
+    history, the chosen best, why the search stopped, and what the whole run used (`usage`: per role calls,
+    tokens, dollars, failures; every process of a resumed run)."""
 
     records: tuple[CandidateRecord, ...]
     history: tuple[GenerationStats, ...]
     best_id: str
     stop_reason: str
     rollouts_used: int
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    usage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def record(self, candidate_id: str) -> CandidateRecord:
         for r in self.records:
@@ -221,34 +224,25 @@ class SearchOutcome:
                 return r
         raise KeyError(candidate_id)
 
-    def to_result(
-        self,
-        base: PromptTemplate,
-        *,
-        method: str,
-        seed: int,
-        usage: Mapping[str, Mapping[str, Any]] = {},  # noqa: B006 - read-only default
-        config: Mapping[str, Any] = {},  # noqa: B006
-    ) -> OptimizationResult:
-        """The rollouts front door's result: candidates as PromptTemplates scored on validation when measured
-        there, else on training."""
+    def to_result(self, base: PromptTemplate, *, method: str, seed: int,
+                  config: Mapping[str, Any] | None = None) -> OptimizationResult:
+        """The one conversion to the rollouts front door's result: candidates as PromptTemplates scored on
+        validation when measured there, else on training."""
 
         def as_template(r: CandidateRecord) -> PromptTemplate:
             return r.candidate.to_template(base, score=r.score, generation=r.generation, id=r.id)
 
-        population = tuple(as_template(r) for r in self.records)
-        best = as_template(self.record(self.best_id))
         return OptimizationResult(
-            best_template=best,
-            final_population=population,
+            best_template=as_template(self.record(self.best_id)),
+            final_population=tuple(as_template(r) for r in self.records),
             history=self.history,
             method=method,
             seed=seed,
             best_candidate_id=self.best_id,
             initial_template=base,
             candidates=self.records,
-            usage=usage,
+            usage=self.usage,
             rollouts_used=self.rollouts_used,
             stop_reason=self.stop_reason,
-            config=config,
+            config=dict(config or {}),
         )

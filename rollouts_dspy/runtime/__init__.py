@@ -12,7 +12,7 @@ from .meter import Meter, Spend
 from .models import RecordedModel, message_digest
 from .outage import DEFAULT_OUTAGE_THRESHOLD, OutageDetector
 from .prices import PriceBook
-from .run import Runtime
+from .run import RunContext, Runtime
 
 __all__ = [
     "DEFAULT_OUTAGE_THRESHOLD",
@@ -28,6 +28,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailableError",
     "RecordedModel",
+    "RunContext",
     "Runtime",
     "Spend",
     "counts_as_outage",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,21 @@ from .meter import Meter
 from .models import RecordedModel
 from .outage import DEFAULT_OUTAGE_THRESHOLD, OutageDetector
 
-__all__ = ["Runtime"]
+__all__ = ["RunContext", "Runtime"]
 
 Counters = Callable[[], Mapping[str, Mapping[str, Any]]]
 """Per-role counters the LLM layer keeps itself (retries), read at step markers so a resume keeps them."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a front door tells an engine about a run beyond its config: the `fingerprint` of its world (dataset,
+    models, template: what a checkpoint must agree on besides the config), how the run can be continued after an
+    outage (`resume_hint`, part of the error message), and the LLM layer's own `counters`."""
+
+    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    resume_hint: str = ""
+    counters: Counters | None = None
 
 
 class Runtime:
@@ -30,6 +42,7 @@ class Runtime:
     def __init__(self, *, method: str, budget: Budget, max_concurrent: int, checkpoint_dir: str | None = None,
                  fingerprint: Mapping[str, Any] | None = None, resume_hint: str = "",
                  counters: Counters | None = None, outage_threshold: int = DEFAULT_OUTAGE_THRESHOLD) -> None:
+        """`fingerprint` is everything a checkpoint must agree on (config fields and the front door's world)."""
         self.method = method
         self.budget = budget
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / JOURNAL_FILE
@@ -61,6 +74,15 @@ class Runtime:
             self.meter.paid(role, usage, failed=failed)
             self.ledger.cost_usd += usage.cost_usd or 0.0
             self.ledger.prices.observe(role, usage.cost_usd if not failed else None)
+
+    @classmethod
+    def open(cls, *, method: str, budget: Budget, max_concurrent: int, checkpoint_dir: str | None,
+             fingerprint: Mapping[str, Any], context: RunContext | None) -> Runtime:
+        """The runtime of an engine run: the config's `fingerprint` joined with the front door's world."""
+        context = context or RunContext()
+        return cls(method=method, budget=budget, max_concurrent=max_concurrent, checkpoint_dir=checkpoint_dir,
+                   fingerprint={**dict(fingerprint), **dict(context.fingerprint)},
+                   resume_hint=context.resume_hint, counters=context.counters)
 
     def evaluator(self, task: Task, on_rollout: Callable[[Candidate, Any], None] | None = None) -> Evaluator:
         return Evaluator(task, ledger=self.ledger, meter=self.meter, outage=self.outage, limit=self.limit,
