@@ -224,8 +224,8 @@ class SearchOutcome:
                 return r
         raise KeyError(candidate_id)
 
-    def to_result(self, base: PromptTemplate, *, method: str, seed: int,
-                  config: Mapping[str, Any] | None = None) -> OptimizationResult:
+    def to_result(self, base: PromptTemplate, *, method: str, seed: int, config: Mapping[str, Any] | None = None,
+                  usage: Mapping[str, Mapping[str, Any]] | None = None) -> OptimizationResult:
         """The one conversion to the rollouts front door's result: candidates as PromptTemplates scored on
         validation when measured there, else on training."""
 
@@ -241,7 +241,7 @@ class SearchOutcome:
             best_candidate_id=self.best_id,
             initial_template=base,
             candidates=self.records,
-            usage=self.usage,
+            usage=self.usage if usage is None else usage,
             rollouts_used=self.rollouts_used,
             stop_reason=self.stop_reason,
             config=dict(config or {}),
