@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..prompt_optimization.events import Reporter
 from ..prompt_optimization.gepa import GEPAConfig, optimize_gepa
 from ..prompt_optimization.types import SearchOutcome
+from ..runtime import RunContext
 from . import bridge
 from .lm_model import DSPyLanguageModel
 from .presets import MINIBATCH_SIZE, gepa_preset, resolve_auto
@@ -212,7 +213,8 @@ class RolloutsGEPA(Teleprompter):
         reporter = bridge.LoggingReporter(self.reporter)
         try:
             outcome = bridge.run_coroutine(lambda: optimize_gepa(
-                task, reflection, candidate_of(student), config, reporter=reporter, fingerprint=world))
+                task, reflection, candidate_of(student), config, reporter=reporter,
+                context=RunContext(fingerprint=world)))
         finally:
             task.close()
         best = apply_candidate(student, outcome.record(outcome.best_id).candidate)

@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from reliability_helpers import DATA, REPO, gepa_config, mipro_config, popen, run, task_requests
+from reliability_helpers import DATA, REPO, checkpoint_files, gepa_config, mipro_config, popen, run, task_requests
 
 from rollouts_dspy.prompt_optimization.evaluation import DEFAULT_OUTAGE_THRESHOLD, ProviderUnavailableError
 from rollouts_dspy.prompt_optimization.events import StepFinished
@@ -19,10 +19,6 @@ METHODS = ["gepa", "mipro"]
 
 def storage(method: str, tmp_path) -> dict:
     return {"checkpoint_dir": str(tmp_path / "ckpt")} if method == "gepa" else {"storage": str(tmp_path / "study.db")}
-
-
-def checkpoint_files(tmp_path) -> list:
-    return [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".db")]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -4,7 +4,6 @@ errors (context too long, bad request) are the prompt's failure: a recorded, mea
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import pytest
@@ -17,6 +16,7 @@ from reliability_helpers import (
     measured_scores,
     mipro_config,
     run,
+    saved_rollouts,
     task_requests,
 )
 
@@ -85,10 +85,7 @@ async def test_permanent_errors_score_the_prompt_zero_without_retrying(method, k
     assert all(u["retries"] == 0 for u in result.usage.values()), result.usage  # permanent: never retried
     assert sum(u["failures"] for u in result.usage.values()) == injected
     # The rollouts that hit the error are measured zeros with the error recorded in the checkpoint.
-    state_file = next(p for p in tmp_path.iterdir() if p.suffix == ".json")
-    text = state_file.read_text()
-    data = json.loads(text)
-    rollouts = [r for _, _, r in (data["state"]["rollouts"] if method == "gepa" else data["cache"])]
+    rollouts = saved_rollouts(tmp_path)
     failed = [r for r in rollouts if r["error"]]
     assert failed and all(r["error"]["kind"] == "prompt" and r["score"] == 0.0 for r in failed)
     assert all(r["error"]["detail"] for r in failed)
