@@ -53,7 +53,7 @@ async def run_gepa(
     reporter: Reporter | None = None,
     progress: bool = True,
 ) -> OptimizationResult:
-    """Optimize `initial_template.system` with GEPA (see the README section "GEPA").
+    """Optimize `initial_template.system` with GEPA (see docs/gepa.md).
 
     Rollouts run on `endpoint` (through the agent loop when `environment_factory` is given, a fresh environment
     per sample); reflective mutations (and LLM merges) on `mutation_endpoint`. Progress: one line per generation

@@ -43,7 +43,7 @@ def _seeds(name: str, value: Any) -> tuple[int, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class GEPAConfig:
-    """GEPA optimization hyperparameters (see the README, section "GEPA", for what each field does).
+    """GEPA optimization hyperparameters (docs/gepa.md, "GEPAConfig", says what each field does).
 
     Spec fields: `population_size`, `generations` (including generation 0, the initial population),
     `mutation_rate`, `crossover_rate`, `elite_size`, `train_seeds`, `val_seeds`, `max_concurrent`.
@@ -60,7 +60,7 @@ class GEPAConfig:
     evaluated on all of `train_seeds`, Pareto/elites/parents use training scores and the top `val_candidates` are
     validated at the end; "val": the GEPA paper's scheme -- a child that beats its parent on the gating minibatch
     is evaluated on `val_seeds` only, and Pareto/elites/parents/best use those validation scores; measured no
-    better on the Banking77 benchmark, see the README section "GEPA").
+    better on the Banking77 benchmark, see docs/gepa.md, "Why the defaults").
     """
 
     population_size: int = DEFAULT_POPULATION
