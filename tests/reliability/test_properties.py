@@ -246,8 +246,8 @@ def test_the_run_config_loader_gives_a_config_or_our_error(edits, junk, tmp_path
         path = _write(tmp_path, "run.toml", content)
         try:
             _load_everything(path)
-        except USER_ERRORS as exc:
-            assert "run.toml" in str(exc) or "rows.jsonl" in str(exc) or str(exc), exc
+        except USER_ERRORS as exc:  # our errors name the file they are about
+            assert "run.toml" in str(exc) or "rows.jsonl" in str(exc), exc
 
 
 @SETTINGS

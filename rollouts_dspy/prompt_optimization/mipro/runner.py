@@ -37,7 +37,7 @@ Choice = Mapping[str, tuple[int, int]]
 async def optimize_mipro(
     task: Task, proposer: LanguageModel, initial: Candidate, config: MIPROConfig, *, reporter: Reporter | None = None
 ) -> SearchOutcome:
-    """Search (instruction, demo set) per component of `initial` with MIPROv2's recipe (README, "MIPRO")."""
+    """Search (instruction, demo set) per component of `initial` with MIPROv2's recipe (docs/mipro.md)."""
     return await _Run(task, proposer, initial, config, reporter).execute()
 
 
