@@ -177,14 +177,15 @@ class GEPAEngine:
                 n -= 1
         return n * val
 
-    def room(self, reserved: int = 0, in_flight: int = 0, *, validating: bool = False) -> int | None:
-        """Rollouts the search may still plan for, with `reserved` rollouts held by `in_flight` steps; the
-        validation reserve is kept back unless `validating`."""
-        price = self.prices.estimate(ROLLOUT)
-        calls = (self.prices.estimate("reflection") or 0.0) * self.config.mutation_attempts * in_flight
+    def room(self, reserved: int = 0, in_flight: int = 0, *, reserve: int | None = None) -> int | None:
+        """Rollouts the search may still plan for, with `reserved` rollouts held by `in_flight` steps and `reserve`
+        kept back for validation (default: the full validation reserve). Plans at the average price so far (the
+        ledger's admission of each call is the cautious guard that keeps the cap hard)."""
+        price = self.prices.average(ROLLOUT)
+        calls = (self.prices.average("reflection") or 0.0) * in_flight
         return room(self.budget, rollouts_used=self.state.spend.rollouts, cost_usd=self.state.spend.cost_usd,
                     pending_rollouts=reserved, pending_usd=reserved * (price or 0.0) + calls,
-                    reserve=0 if validating else self.validation_reserve, price=price)
+                    reserve=self.validation_reserve if reserve is None else reserve, price=price)
 
     # -- tell ----------------------------------------------------------------------------------------------
     def tell_initial(self, rollouts: Mapping[int, Rollout]) -> None:
@@ -276,8 +277,14 @@ class GEPAEngine:
         return ""
 
     def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
-        left = self.room(reserved, in_flight)
-        return left is None or left >= plan.reserve
+        """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
+        validation of one candidate (the best) rather than stopping the search while it could still improve."""
+        floor = min(self.validation_reserve, len(self.config.val_seeds)) if self.split == "train" else 0
+        for reserve in (self.validation_reserve, floor):
+            left = self.room(reserved, in_flight, reserve=reserve)
+            if left is None or left >= plan.reserve:
+                return True
+        return False
 
     # -- the end -------------------------------------------------------------------------------------------
     def validation_order(self) -> list[str]:
