@@ -93,9 +93,18 @@ class GEPAEngine:
         self.split = config.pareto_split
         pool = config.val_seeds if self.split == "val" else config.train_seeds
         self.pareto_set = _sample(pool, config.pareto_size or len(pool), rng_for(config, -1, "pareto-set"))
+        self.feedback_pool = self._feedback_pool()
         self.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
         self.prices = PriceBook()  # fed at tell, in step order: deterministic estimates for planning
         self.validation_reserve = self._validation_reserve()
+
+    def _feedback_pool(self) -> tuple[int, ...]:
+        """The training samples minibatches are drawn from: the ones outside the Pareto set when enough remain, so
+        a candidate is compared on samples its reflection never saw (its Pareto score measures what generalizes,
+        not what was memorized); all of train_seeds when the split is too small to hold both."""
+        held = set(self.pareto_set)
+        rest = tuple(i for i in self.config.train_seeds if i not in held)
+        return rest if len(rest) >= 2 * (self.config.minibatch_size or 1) else tuple(self.config.train_seeds)
 
     # -- comparing candidates ------------------------------------------------------------------------------
     def pareto_mean(self, entry: Entry) -> float | None:
@@ -122,7 +131,7 @@ class GEPAEngine:
         front = frontier(table, self.pareto_set)
         means = {cid: mean_of(s) or 0.0 for cid, s in table.items()}
         first = self.selector.select(front, means, rng)
-        minibatch = _sample(self.config.train_seeds, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
+        minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
         generation = step // self.config.children_per_generation
         if self._merge_allowed() and rng.random() < self.config.crossover_rate:
             second = complementary_parent(rng, front, first, self.ranked())
