@@ -3,10 +3,9 @@ data, and a budget that cannot pay for one improvement step is a ConfigError nam
 
 from __future__ import annotations
 
-import threading
-
 import dspy
 import pytest
+from dspy_helpers import CountingMetric
 
 from rollouts_dspy.dspy_integration import RolloutsGEPA, RolloutsMIPRO, rows_to_examples
 from rollouts_dspy.dspy_integration.presets import gepa_auto_budget, mipro_preset
@@ -17,21 +16,6 @@ EXAMPLES = rows_to_examples(generate_intent_queries(40, seed=11), ["query"])
 TRAIN, VAL = EXAMPLES[:20], EXAMPLES[20:]
 
 
-class Counting:
-    """A feedback metric that counts the program runs it scores (feedback requests are not runs)."""
-
-    def __init__(self):
-        self.runs = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, gold, pred, trace=None, pred_name=None, pred_trace=None):
-        if pred_name is None:
-            with self._lock:
-                self.runs += 1
-        ok = str(pred.intent).strip().lower() == gold.intent.lower()
-        return dspy.Prediction(score=float(ok), feedback="Correct." if ok else f"Wrong: expected {gold.intent}")
-
-
 def test_light_caps_are_no_larger_than_the_peers_call_counts(task_lm, reflect_lm):
     """dspy.GEPA and dspy.MIPROv2 themselves, on the same data and server: their program runs."""
     peers = {}
@@ -39,7 +23,7 @@ def test_light_caps_are_no_larger_than_the_peers_call_counts(task_lm, reflect_lm
                                                       num_threads=16)),
                        ("mipro", lambda m: dspy.MIPROv2(metric=m, auto="light", prompt_model=reflect_lm,
                                                         task_model=task_lm, num_threads=16))):
-        metric = Counting()
+        metric = CountingMetric()
         with dspy.context(lm=task_lm):
             make(metric).compile(dspy.ChainOfThought("query -> intent"), trainset=TRAIN, valset=VAL)
         peers[name] = metric.runs

@@ -4,8 +4,6 @@ that cannot pay for one improvement step is a ConfigError naming the minimum, be
 
 from __future__ import annotations
 
-import threading
-
 import dspy
 import pytest
 
@@ -17,27 +15,12 @@ EXAMPLES = rows_to_examples(generate_intent_queries(40, seed=11), ["query"])
 TRAIN, VAL = EXAMPLES[:20], EXAMPLES[20:]
 
 
-class Counting:
-    """A feedback metric that counts the program runs it scores (feedback requests are not runs)."""
-
-    def __init__(self):
-        self.runs = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, gold, pred, trace=None, pred_name=None, pred_trace=None):
-        if pred_name is None:
-            with self._lock:
-                self.runs += 1
-        ok = str(pred.intent).strip().lower() == gold.intent.lower()
-        return dspy.Prediction(score=float(ok), feedback="Correct." if ok else f"Wrong: expected {gold.intent}")
-
-
 @pytest.mark.parametrize("level", ["light", "medium", "heavy"])
-def test_gepa_auto_is_a_hard_cap_equal_to_dspy_gepas_budget(level, task_lm, reflect_lm):
+def test_gepa_auto_is_a_hard_cap_equal_to_dspy_gepas_budget(level, task_lm, reflect_lm, counting_metric):
     cap = gepa_auto_budget(level, num_components=1, val_size=len(VAL))
-    assert cap == dspy.GEPA(metric=Counting(), auto=level, reflection_lm=reflect_lm).auto_budget(
+    assert cap == dspy.GEPA(metric=counting_metric, auto=level, reflection_lm=reflect_lm).auto_budget(
         num_preds=1, num_candidates={"light": 6, "medium": 12, "heavy": 18}[level], valset_size=len(VAL))
-    metric = Counting()
+    metric = counting_metric
     with dspy.context(lm=task_lm):
         optimized = RolloutsGEPA(metric=metric, auto=level, reflection_lm=reflect_lm, num_threads=16).compile(
             dspy.ChainOfThought("query -> intent"), trainset=TRAIN, valset=VAL)
@@ -46,9 +29,9 @@ def test_gepa_auto_is_a_hard_cap_equal_to_dspy_gepas_budget(level, task_lm, refl
 
 
 @pytest.mark.parametrize("level", ["light", "medium", "heavy"])
-def test_mipro_auto_is_a_hard_cap(level, task_lm, reflect_lm):
+def test_mipro_auto_is_a_hard_cap(level, task_lm, reflect_lm, counting_metric):
     cap = mipro_preset(level, num_predictors=1, few_shot=True, train_size=len(TRAIN), val_size=len(VAL)).max_rollouts
-    metric = Counting()
+    metric = counting_metric
     with dspy.context(lm=task_lm):
         optimized = RolloutsMIPRO(metric=metric, auto=level, prompt_model=reflect_lm, num_threads=16).compile(
             dspy.ChainOfThought("query -> intent"), trainset=TRAIN, valset=VAL)

@@ -9,6 +9,7 @@ import threading
 
 import dspy
 import pytest
+from dspy_helpers import TwoStep
 
 from rollouts_dspy.dspy_integration import ProgramTask, RolloutsGEPA, RolloutsMIPRO, TaskOptions, rows_to_examples
 from rollouts_dspy.dspy_integration.candidates import candidate_of
@@ -16,16 +17,6 @@ from rollouts_dspy.dspy_integration.metrics import MetricCaller
 from rollouts_dspy.testing import generate_intent_queries
 
 EXAMPLES = rows_to_examples(generate_intent_queries(30, seed=4), ["query"])
-
-
-class TwoStep(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.draft = dspy.Predict("query -> intent")
-        self.check = dspy.Predict("query, draft -> intent")
-
-    def forward(self, query):
-        return self.check(query=query, draft=self.draft(query=query).intent)
 
 
 class Recorder:
