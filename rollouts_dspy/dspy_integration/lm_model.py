@@ -90,12 +90,13 @@ class DSPyLanguageModel:
             return answer_text(self.lm(messages=dicts, **kwargs))
 
     def complete_sync(self, messages: Sequence[Message]) -> tuple[str, Usage]:
+        with self._lock:
+            self.calls += 1  # every call made, answered or not (MIPROv2's prompt_model_total_calls)
         with dspy.track_usage() as tracker:
             text = self._call(messages)
         usage = usage_of(tracker, [self.lm])
         usage = usage if usage.calls else usage + Usage(calls=1)  # an LM that reports no usage still was called
         with self._lock:
-            self.calls += 1
             self.usage = self.usage + usage
         if self.verbose:
             logger.info("%s answered:\n%s", getattr(self.lm, "model", type(self.lm).__name__), text)
