@@ -33,3 +33,18 @@ class TwoStep(dspy.Module):
 
     def forward(self, query):
         return self.check(query=query, draft=self.draft(query=query).intent)
+
+
+class RecordingLM(dspy.LM):
+    """A dspy.LM that records what it is asked (the prompt text and the call's keyword arguments)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, prompt=None, messages=None, **kwargs):
+        text = prompt if prompt is not None else "\n".join(str(m.get("content")) for m in messages or ())
+        with self._lock:
+            self.requests.append((text, dict(kwargs)))
+        return super().__call__(prompt, messages=messages, **kwargs)
