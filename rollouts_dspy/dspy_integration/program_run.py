@@ -174,8 +174,10 @@ def _failed(exc: Exception, program: dspy.Module, example: Any, index: int, inpu
     shown = {k: str(v) for k, v in inputs.items()}
     trace: Trace = list(getattr(exc, "rollouts_trace", []))
     detail = _describe(exc, program, settings)
-    hint = "" if settings.provide_traceback else " Set `provide_traceback=True` for the traceback."
-    logger.error("Error for example %d: %s%s", index, detail.splitlines()[0] if detail else "", hint)
+    if settings.provide_traceback:
+        logger.error("Error for example %d:\n%s", index, detail)
+    else:
+        logger.error("Error for example %d: %s. Set `provide_traceback=True` for the traceback.", index, detail)
     if isinstance(exc, AdapterParseError):
         trace = _format_failure(exc, program, inputs, trace)
         raw = str(getattr(exc, "lm_response", ""))

@@ -69,7 +69,7 @@ def test_init_temperature_and_the_proposer_toggles(server, task_lm):
     assert all("(no examples available)" in t for t in texts)
 
 
-def test_max_errors_stops_the_run_and_provide_traceback_keeps_the_traceback(task_lm, reflect_lm):
+def test_max_errors_stops_the_run_and_provide_traceback_keeps_the_traceback(task_lm, reflect_lm, capsys):
     class Crashing(dspy.Module):
         def __init__(self):
             super().__init__()
@@ -87,6 +87,9 @@ def test_max_errors_stops_the_run_and_provide_traceback_keeps_the_traceback(task
         optimized = run(Crashing(), optimizer=RolloutsMIPRO(prompt_model=reflect_lm, auto=None, num_candidates=2),
                         provide_traceback=True)
     assert optimized.search_outcome.records  # without max_errors a failed sample is data, the run goes on
+    err = capsys.readouterr().err
+    assert "Set `provide_traceback=True`" in err  # the first run: one line per failure
+    assert 'raise ValueError("program bug")' in err and "Traceback (most recent call last)" in err
 
 
 def test_verbose_logs_proposals_and_trials(task_lm, reflect_lm, capsys):
