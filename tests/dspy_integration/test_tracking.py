@@ -35,11 +35,12 @@ def test_mlflow_gets_every_step_and_the_result(task_lm, reflect_lm, tmp_path, mo
 
 
 def test_wandb_run_is_written_with_the_steps(task_lm, reflect_lm, tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
     key = "local-" + "0" * 40  # offline: never sent anywhere, and never written to disk
     compile_tracked(task_lm, reflect_lm, use_wandb=True, wandb_api_key=key,
                     wandb_init_kwargs={"mode": "offline", "dir": str(tmp_path), "project": "rollouts-test"})
+    wandb.teardown()  # offline runs are written by wandb's service process; this waits until it is done
     (log,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     data = log.read_bytes()
     for metric in (b"best_score", b"best_score_so_far", b"rollouts_used", b"final_best_score"):
