@@ -34,8 +34,6 @@ from .progress import logger
 __all__ = ["GEPADetailedResults", "RolloutsGEPA"]
 
 GEPADetailedResults = RolloutsGEPAResult  # the name this result had before it became a DspyGEPAResult
-DSPY_REFLECTION_MINIBATCH = 3
-"""dspy.GEPA's default `reflection_minibatch_size`: training examples per reflective step."""
 MAX_STALE_STEPS = 10
 """Steps in a row without a new child before the run stops early (dspy.GEPA runs until its budget is spent;
 this bound only ends runs whose reflections keep producing nothing)."""
@@ -110,19 +108,22 @@ class RolloutsGEPA(Teleprompter):
         return value * len(split.examples) if name == "max_full_evals" else value
 
     def build_config(self, num_components: int, split: Split) -> GEPAConfig:
-        """The engine's config for this compile, in dspy.GEPA's scheme: one child per step, reflected from a
-        minibatch of `reflection_minibatch_size` training examples, kept when it beats its parent there and
-        then scored on the whole validation set (the trainset when there is none), until the budget is spent.
+        """The engine's config for this compile, in dspy.GEPA's scheme (the engine's `pareto_split="val"`): one
+        child per step, reflected from a minibatch of `reflection_minibatch_size` training examples (default:
+        the engine's measured 8; dspy.GEPA's is 3), kept when it beats its parent there and then scored on the
+        whole validation set (the trainset when there is none), until the budget is spent. So every candidate
+        in the pool has validation scores, as dspy.GEPA's `detailed_results` promises.
         `config` overrides come last. A budget too small for one step is a ConfigError naming the minimum."""
         opts = self.options
         budget = self.budget(num_components, split)
         fields: dict[str, Any] = dict(
             population_size=2, elite_size=1, generations=budget, pareto_split="val", minibatch_size=None,
-            reflection_minibatch_size=opts.reflection_minibatch_size or DSPY_REFLECTION_MINIBATCH,
             max_stale_generations=MAX_STALE_STEPS, max_rollouts=budget, train_seeds=split.train_seeds,
             val_seeds=split.val_seeds or split.train_seeds, seed=opts.seed, max_cost_usd=opts.max_cost_usd,
             max_concurrent=opts.threads, checkpoint_dir=opts.log_dir, perfect_score=opts.perfect_score,
         )
+        if opts.reflection_minibatch_size is not None:  # None: the engine's default, measured (GEPAConfig)
+            fields["reflection_minibatch_size"] = opts.reflection_minibatch_size
         if not opts.use_merge or opts.max_merge_invocations == 0:
             fields["crossover_rate"] = 0.0
         fields.update(opts.config_overrides())

@@ -35,8 +35,9 @@ def test_light_caps_are_no_larger_than_the_peers_call_counts(task_lm, reflect_lm
 def test_a_budget_too_small_for_one_step_is_refused_before_any_call(server, task_lm, reflect_lm):
     many = rows_to_examples(generate_intent_queries(300, seed=2), ["query"])
     with dspy.context(lm=task_lm):
-        # 300 examples, no valset: dspy.GEPA validates on the trainset, so one step needs 300 + 2 * 3 + 300.
-        with pytest.raises(ConfigError, match="needs at least 606"):
+        # 300 examples, no valset: dspy.GEPA validates on the trainset, so one step needs 300 (the start) +
+        # 2 x 8 (parent and child on the reflection minibatch) + 300 (the child's validation).
+        with pytest.raises(ConfigError, match="needs at least 616"):
             RolloutsGEPA(reflection_lm=reflect_lm, max_rollouts=300).compile(dspy.Predict("query -> intent"),
                                                                               trainset=many)
         # MIPROv2's split: 60 train, 240 validate, trimmed to 100 by "light": 4 x 100 to validate + 2 trials.
@@ -48,7 +49,8 @@ def test_a_budget_too_small_for_one_step_is_refused_before_any_call(server, task
 
 def test_the_minimum_budget_pays_for_a_step(task_lm, reflect_lm):
     with dspy.context(lm=task_lm):
-        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_rollouts=2 * 8 + 2 * 3, track_stats=True).compile(
+        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_rollouts=2 * 8 + 2 * 3, track_stats=True,
+                                 reflection_minibatch_size=3).compile(
             dspy.Predict("query -> intent"), trainset=TRAIN[:8], valset=VAL[:8])
     outcome = optimized.search_outcome
     assert outcome.rollouts_used <= 22 and len(outcome.records) >= 2  # the start and at least one child

@@ -30,7 +30,7 @@ def test_progress_is_shown_by_default(method, task_lm, reflect_lm, capsys):
     err = capsys.readouterr().err
     step = "generation" if method == "gepa" else "trial"
     assert f"INFO dspy.teleprompt.rollouts_dspy: [{method}] starting" in err  # DSPy's own handler and format
-    assert f"INFO dspy.teleprompt.rollouts_dspy: [{method}] {step} 1:" in err
+    assert f"INFO dspy.teleprompt.rollouts_dspy: [{method}] {step} 0:" in err
     assert f"[{method}] done" in err
     assert f"{method.upper()} Optimization (rollouts-dspy)" in err and "rollouts/s" in err  # the progress bar
 
