@@ -4,6 +4,7 @@ here, so nothing is accepted and silently ignored."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,7 +13,7 @@ from ..errors import ConfigError
 from ..prompt_optimization.events import Reporter
 
 __all__ = ["check_bool", "check_callable", "check_choice", "check_int", "check_number", "check_reporter",
-           "not_used"]
+           "config_overrides", "not_used"]
 
 
 def check_bool(owner: str, name: str, value: Any) -> bool:
@@ -66,3 +67,17 @@ def check_mapping(owner: str, name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{owner}: {name} must be a dict or None, but got {type(value).__name__}")
     return dict(value)
+
+
+def config_overrides(owner: str, config: Any, cls: type) -> dict[str, Any]:
+    """The `config` argument's fields: a whole config object is the whole config, a mapping names some fields.
+    The split always comes from compile's trainset/valset, so the seed fields are dropped."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    if isinstance(config, cls):
+        overrides = {name: getattr(config, name) for name in names}
+    else:
+        overrides = dict(config or {})
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ConfigError(f"{owner}: config has unknown {cls.__name__} fields {bad}")
+    return {k: v for k, v in overrides.items() if k not in ("train_seeds", "val_seeds")}

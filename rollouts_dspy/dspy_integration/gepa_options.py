@@ -3,7 +3,6 @@ value is a ConfigError naming the argument before any LM call, an argument that 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,16 +112,7 @@ class GEPAOptions:
         return ExperimentTracker(**self.tracking)
 
     def config_overrides(self) -> dict[str, Any]:
-        """The `config` argument's fields (compile's trainset/valset decide the split, so seeds are dropped)."""
-        if isinstance(self.config, GEPAConfig):
-            # A whole config object is the whole config (only the split comes from compile).
-            overrides = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(GEPAConfig)}
-        else:
-            overrides = dict(self.config or {})
-        bad = sorted(set(overrides) - {f.name for f in dataclasses.fields(GEPAConfig)})
-        if bad:
-            raise ConfigError(f"{OWNER}: config has unknown GEPAConfig fields {bad}")
-        return {k: v for k, v in overrides.items() if k not in ("train_seeds", "val_seeds")}
+        return arg.config_overrides(OWNER, self.config, GEPAConfig)
 
 
 def _warn_unused(a: Mapping[str, Any]) -> None:

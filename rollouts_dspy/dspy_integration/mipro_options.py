@@ -3,7 +3,6 @@ value is a ConfigError naming the argument before any LM call."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,16 +80,7 @@ class MIPROOptions:
         )
 
     def config_overrides(self) -> dict[str, Any]:
-        names = {f.name for f in dataclasses.fields(MIPROConfig)}
-        if isinstance(self.config, MIPROConfig):
-            # A whole config object is the whole config (only the split comes from compile).
-            overrides = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(MIPROConfig)}
-        else:
-            overrides = dict(self.config or {})
-        bad = sorted(set(overrides) - names)
-        if bad:
-            raise ConfigError(f"{OWNER}: config has unknown MIPROConfig fields {bad}")
-        return {k: v for k, v in overrides.items() if k not in ("train_seeds", "val_seeds")}
+        return arg.config_overrides(OWNER, self.config, MIPROConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
