@@ -47,8 +47,9 @@ def choose_sizes(config: Any) -> dict[str, Any]:
         out["minibatch_size"] = minibatch
     pareto = config.pareto_size
     if pareto is None:
-        pareto = len(config.val_seeds) if config.pareto_split == "val" else min(train, PARETO_SIZE)
-        if budget is not None and config.pareto_split == "train":
+        pool = len(config.val_seeds) if config.pareto_split == "val" else train
+        pareto = min(pool, PARETO_SIZE)
+        if budget is not None:
             pareto = min(pareto, max(4, (budget - 2 * minibatch) // 4))
         out["pareto_size"] = pareto
     if config.generations is None:
