@@ -204,7 +204,11 @@ class ProgramTask:
             if record is None or record.prediction is None and not record.trace:
                 out.append(rollout)
                 continue
-            feedback = self._feedback_for(record, rollout, key, component)
+            try:
+                feedback = self._feedback_for(record, rollout, key, component)
+            except Exception:  # noqa: BLE001 - a metric that raises for one example keeps that rollout's feedback
+                out.append(rollout)
+                continue
             if feedback is not None:
                 out.append(replace(rollout, feedback=feedback))
         return out
