@@ -140,6 +140,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     state = out / "checkpoint"
     _check_out_dir(out, state, args)
     method_config = config.method_config(args.method, split.train, split.val, state)
+    config.check_priced(args.method, method_config.max_cost_usd)  # advice in the file's terms, not Python's
     scoring = (config.score_fn(), config.environment_factory())  # fail on a bad scorer before writing anything
     out.mkdir(parents=True, exist_ok=True)
     from .prompt_optimization.evaluation import ProviderUnavailableError
