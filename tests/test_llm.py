@@ -112,6 +112,17 @@ async def test_a_missing_api_key_fails_at_once_naming_the_variable(no_keys, endp
     assert session.stats["task"].failures == 1 and session.stats["task"].retries == 0
 
 
+async def test_an_empty_key_variable_is_a_missing_key_not_a_server_error(no_keys, monkeypatch):
+    # The OpenAI client refuses to send without a key and litellm calls that a server error; it is not one.
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    session = LLMSession()
+    endpoint = Endpoint(provider="openai", model="gpt-4o-mini", max_retries=3, retry_backoff=0.01)
+    with pytest.raises(LLMCallError) as info:
+        await session.complete(endpoint, HELLO)
+    assert info.value.kind == "missing_api_key" and not info.value.retryable
+    assert "OPENAI_API_KEY" in info.value.message and session.stats["task"].retries == 0
+
+
 async def test_a_rejected_api_key_is_not_retried_and_says_whose_key(server, task_endpoint, no_keys):
     server.fail_next(1, "401")
     with pytest.raises(LLMCallError) as info:
