@@ -112,6 +112,10 @@ class EndpointSpec:
                                   f"{self.api_key_env} is not set (export it, or remove api_key_env)")
         return Endpoint(**params)
 
+    def preview(self) -> Endpoint:
+        """The endpoint as it will be built, before the scripted server has started (its URL a placeholder)."""
+        return self.build("http://127.0.0.1:1/v1")
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -191,22 +195,6 @@ class RunConfig:
         if not callable(factory):
             raise ConfigError(f"{self.file}: [environment] factory: {self.environment!r} is not callable")
         return factory
-
-    def check_priced(self, method: str, max_cost_usd: float | None) -> None:
-        """A dollar cap needs the price of every model the run calls (litellm's cost table or `pricing`); the
-        error says which table of this file to add `pricing` to, before anything starts."""
-        if max_cost_usd is None:
-            return
-        from .llm import is_priced
-
-        # Without an [optimizer_endpoint] table it is the [endpoint], which is checked (and named) first.
-        for name, spec in (("endpoint", self.endpoint), ("optimizer_endpoint", self.optimizer_endpoint)):
-            endpoint = EndpointSpec(spec.params, spec.scripted).build("http://127.0.0.1:1/v1")
-            if not is_priced(endpoint):
-                raise ConfigError(
-                    f"{self.file}: [{method}] max_cost_usd = {max_cost_usd!r} cannot be enforced: the price of "
-                    f"{endpoint.litellm_model!r} is not in litellm's cost table; add `pricing = [input, output]` "
-                    f"(USD per million tokens) to [{name}], or use max_rollouts")
 
     def method_config(self, method: str, train: tuple[int, ...], val: tuple[int, ...],
                       state_path: Path | None) -> Any:
@@ -399,7 +387,7 @@ def _endpoint(table: _Table) -> EndpointSpec:
         params["pricing"] = (float(pricing[0]), float(pricing[1]))
     api_key_env = table.get("api_key_env", str, "the name of an environment variable holding the API key")
     try:  # validates every value now, with the file and table in the error (the key is read when the run starts)
-        EndpointSpec(params, scripted).build("http://127.0.0.1:1/v1")
+        EndpointSpec(params, scripted).preview()
     except ValueError as exc:
         raise ConfigError(f"{table.file}: [{table.name}] {exc}") from None
     return EndpointSpec(params, scripted, api_key_env, f"{table.file}: [{table.name}]")

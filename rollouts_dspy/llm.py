@@ -26,7 +26,8 @@ from typing import Any
 from .dtypes import Endpoint, Message, Tool, ToolCall, Usage
 from .providers import LOCAL_SERVER_KEY, is_local_base, litellm_module, litellm_prices, missing_key_variables
 
-__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "check_priced", "is_priced", "redact_secrets"]
+__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "check_api_keys", "check_priced", "is_priced",
+           "redact_secrets"]
 
 
 class LLMCallError(Exception):
@@ -211,6 +212,19 @@ def _key_without_endpoint_key(endpoint: Endpoint) -> str | None:
         "give the Endpoint an api_key; in a config file, api_key_env names the variable to read)",
         retryable=False, attempts=0,
     )
+
+
+def check_api_keys(*endpoints: Endpoint) -> None:
+    """Before a run: every endpoint has a key to send (its own, the provider's environment variable, or none
+    needed for a server on this machine or network); ConfigError naming the variable to set otherwise."""
+    from .errors import ConfigError
+
+    for endpoint in endpoints:
+        if not endpoint.api_key:
+            try:
+                _key_without_endpoint_key(endpoint)
+            except LLMCallError as exc:
+                raise ConfigError(exc.message) from None
 
 
 _CREDENTIAL = re.compile(r"key|token|credential|secret|aws_|vertex_", re.IGNORECASE)

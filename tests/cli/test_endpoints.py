@@ -40,10 +40,11 @@ def test_the_dollar_cap_error_names_the_table_whose_model_has_no_price(tmp_path,
     priced_task = tiny_config.read_text().replace('model = "scripted-task"', 'model = "scripted-task"\n'
                                                                             'pricing = [0.15, 0.6]')
     tiny_config.write_text(priced_task)
-    config = load_config(tiny_config)
-    with pytest.raises(ConfigError, match=r"'openai/scripted-reflect'.* to \[optimizer_endpoint\]"):
-        config.check_priced("mipro", 2.0)
-    config.check_priced("mipro", None)  # no cap: nothing to price
+    tiny_config.write_text(tiny_config.read_text().replace("[mipro]\n", "[mipro]\nmax_cost_usd = 2.0\n"))
+    proc = run_cli("optimize", "--method", "mipro", "--config", str(tiny_config), "--out", str(tmp_path / "o"),
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "'openai/scripted-reflect'" in proc.stderr and "to [optimizer_endpoint]" in proc.stderr
 
 
 def test_api_key_env_naming_an_unset_variable_is_an_error_naming_it(tmp_path, tiny_config, monkeypatch):
@@ -58,3 +59,14 @@ def test_api_key_env_naming_an_unset_variable_is_an_error_naming_it(tmp_path, ti
     assert "ROLLOUTS_TEST_UNSET_KEY is not set" in str(info.value)
     monkeypatch.setenv("ROLLOUTS_TEST_UNSET_KEY", "sk-test-value-123")
     assert config.endpoint.build().api_key == "sk-test-value-123"
+
+
+def test_a_missing_api_key_stops_the_command_before_any_call(tmp_path, tiny_config):
+    # A real provider and no key in the environment: one clear line naming the variable, exit 2, nothing run.
+    text = tiny_config.read_text().replace('model = "scripted-task"\napi_base = "scripted"', 'model = "gpt-4o-mini"')
+    tiny_config.write_text(text)
+    proc = run_cli("evaluate", "--config", str(tiny_config), "--out", str(tmp_path / "rollouts.json"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"rollouts-dspy: error: {tiny_config}: [endpoint] no API key for openai/gpt-4o-mini")
+    assert "set OPENAI_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "rollouts.json").exists()
