@@ -265,7 +265,7 @@ async def _call(endpoint: Endpoint, api_key: str | None, messages: Sequence[Mess
     if tools:
         kwargs["tools"] = [t.to_openai() for t in tools]
     price = _litellm_price(endpoint)
-    if price is not None:
+    if price is not None and "input_cost_per_token" not in kwargs:
         kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = price
     # asyncio's own timeout backs up the client's, so a hung connection can never stall a run.
     return await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=endpoint.timeout + 5.0)
