@@ -7,9 +7,11 @@ change. Either kind, once final, is raised as `LLMCallError` with `retryable` te
 key is found before any request is sent (kind "missing_api_key", naming the variable to set); a server on this
 machine or network needs no key.
 
-Per call, litellm does more than this layer needs; what can be skipped is (measured with
-`python -m benchmarks.llm_overhead`): litellm prices every response itself, so its price is read back instead of
-asked for twice, and litellm is told the price it cannot look up (see `_litellm_price`).
+litellm does more per call than this layer needs (measure it with `python -m benchmarks.llm_overhead`). The part
+that can be cut from outside is its pricing: the price litellm puts on a response is read back instead of asked
+for twice, and litellm is handed the price it would otherwise search its table for (see `_litellm_price`). Its
+HTTP clients are cached by litellm and their connections kept alive across calls (one connection per request in
+flight, not per call).
 """
 
 from __future__ import annotations
