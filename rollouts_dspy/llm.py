@@ -28,8 +28,8 @@ from typing import Any
 from .dtypes import Endpoint, Message, Tool, ToolCall, Usage
 from .providers import LOCAL_SERVER_KEY, is_local_base, litellm_module, litellm_prices, missing_key_variables
 
-__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "check_api_keys", "check_priced", "is_priced",
-           "redact_secrets"]
+__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "MissingAPIKeyError", "check_api_keys",
+           "check_priced", "is_priced", "redact_secrets"]
 
 
 class LLMCallError(Exception):
@@ -43,6 +43,20 @@ class LLMCallError(Exception):
         self.message = message
         self.retryable = retryable
         self.attempts = attempts
+
+
+class MissingAPIKeyError(LLMCallError):
+    """No API key to send (kind 'missing_api_key'): the run's configuration, not one call's failure. Every call
+    would fail the same way, so it is never retried and the agent loop does not turn it into a failed rollout."""
+
+    def __init__(self, message: str, *, attempts: int = 0) -> None:
+        super().__init__("missing_api_key", message, retryable=False, attempts=attempts)
+
+
+def _error(kind: str, message: str, *, retryable: bool, attempts: int) -> LLMCallError:
+    if kind == "missing_api_key":
+        return MissingAPIKeyError(message, attempts=attempts)
+    return LLMCallError(kind, message, retryable=retryable, attempts=attempts)
 
 
 @dataclass(frozen=True)
@@ -164,8 +178,8 @@ class LLMSession:
                 error = exc
             except Exception as exc:  # noqa: BLE001 - every provider error is classified, none swallowed
                 kind, retryable = _classify(exc)
-                error = LLMCallError(kind, _explain(kind, _redact(str(exc), endpoint), endpoint, api_key),
-                                     retryable=retryable, attempts=attempt)
+                error = _error(kind, _explain(kind, _redact(str(exc), endpoint), endpoint, api_key),
+                               retryable=retryable, attempts=attempt)
             else:
                 stats.calls += 1
                 stats.prompt_tokens += completion.usage.prompt_tokens
@@ -198,8 +212,8 @@ class LLMSession:
 
 def _key_without_endpoint_key(endpoint: Endpoint) -> str | None:
     """For an Endpoint without `api_key`: None when the provider's key is in the environment (or its credentials
-    are not a plain key), a placeholder for a local server, else LLMCallError('missing_api_key') naming the
-    variable to set -- before any request, so a missing key is neither retried nor mistaken for an outage."""
+    are not a plain key), a placeholder for a local server, else MissingAPIKeyError naming the variable to set --
+    before any request, so a missing key is neither retried nor mistaken for an outage."""
     if any(_CREDENTIAL.search(str(name)) for name in endpoint.extra_params):
         return None  # credentials passed through extra_params (an Azure AD token, say)
     variables = missing_key_variables(endpoint.litellm_model)
@@ -208,12 +222,9 @@ def _key_without_endpoint_key(endpoint: Endpoint) -> str | None:
     if is_local_base(endpoint.api_base):
         return LOCAL_SERVER_KEY
     where = f" at {endpoint.api_base}" if endpoint.api_base else ""
-    raise LLMCallError(
-        "missing_api_key",
+    raise MissingAPIKeyError(
         f"no API key for {endpoint.litellm_model}{where}: set {' or '.join(variables)} in the environment (or "
-        "give the Endpoint an api_key; in a config file, api_key_env names the variable to read)",
-        retryable=False, attempts=0,
-    )
+        "give the Endpoint an api_key; in a config file, api_key_env names the variable to read)")
 
 
 def check_api_keys(*endpoints: Endpoint) -> None:
@@ -225,7 +236,7 @@ def check_api_keys(*endpoints: Endpoint) -> None:
         if not endpoint.api_key:
             try:
                 _key_without_endpoint_key(endpoint)
-            except LLMCallError as exc:
+            except MissingAPIKeyError as exc:
                 raise ConfigError(exc.message) from None
 
 
