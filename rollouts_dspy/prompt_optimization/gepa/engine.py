@@ -299,11 +299,12 @@ class GEPAEngine:
         return ""
 
     def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
-        """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
-        validation of the best candidate and the start rather than stopping the search while it could still
-        improve."""
-        floor = min(self.validation_reserve, 2 * len(self.val_set))  # the best and the start
-        for reserve in (self.validation_reserve, floor):
+        """Can the budget pay for `plan` now (keeping the validation reserve)? A budget too small to pay for even a
+        first step beside the full reserve keeps less (the best candidate and the start, then the best alone)
+        rather than not searching at all."""
+        full, val = self.validation_reserve, len(self.val_set)
+        first = self.state.told == 0 and not in_flight
+        for reserve in (full, min(full, 2 * val), min(full, val)) if first else (full,):
             left = self.room(reserved, in_flight, reserve=reserve)
             if left is None or left >= plan.reserve:
                 return True

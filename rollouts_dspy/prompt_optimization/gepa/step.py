@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from ...dtypes import Usage
 from ...runtime import BudgetExhausted, Evaluator, ProviderUnavailableError, RecordedModel
-from ..protocols import ComponentFeedback, Rollout, Task
+from ..protocols import ComponentFeedback, InstructionCheck, Rollout, Task
 from ..types import Candidate
 from .engine import GEPAEngine, StepPlan, StepResult, accepts, rng_for
 from .merge import merge_with_llm
@@ -102,8 +102,11 @@ class StepRunner:
         result = replace(result, usage=proposal.usage, requests=proposal.requests, rejected=proposal.rejected,
                          components=tuple(c for c in components if c in proposal.instructions))
         new = {c: t for c, t in proposal.instructions.items() if c in base.instructions and t != base.instructions[c]}
+        problems = self._unusable(new)
+        new = {c: t for c, t in new.items() if c not in problems}
         if not new:
-            return replace(result, rejected=result.rejected or ("the proposal changed nothing",))
+            reasons = (*result.rejected, *problems.values()) or ("the proposal changed nothing",)
+            return replace(result, rejected=reasons, components=())
         child = base
         for name, text in new.items():
             child = child.with_instruction(name, text)
@@ -116,6 +119,13 @@ class StepRunner:
         if plan.kind == "merge":
             return await self._enter(result, base)  # the merge itself still enters; its mutation lost
         return result
+
+    def _unusable(self, texts: Mapping[str, str]) -> dict[str, str]:
+        """Proposed texts the task cannot use (e.g. a user_template that lost a placeholder), with why."""
+        if not isinstance(self.task, InstructionCheck):
+            return {}
+        problems = {c: self.task.check_instruction(c, t) for c, t in texts.items()}
+        return {c: why for c, why in problems.items() if why}
 
     def _components(self, plan: StepPlan, base: Candidate, shown: Sequence[Rollout]) -> tuple[str, ...]:
         components = tuple(self.engine.components)
