@@ -125,8 +125,9 @@ class GEPAEngine:
         return rank_by_mean({cid: mean_of(scores) for cid, scores in self._table().items()})
 
     # -- ask -----------------------------------------------------------------------------------------------
-    def ask(self, step: int) -> StepPlan | None:
-        """The plan of `step`, from the state as told so far; None when no candidate can be a parent."""
+    def ask(self, step: int, pending: Sequence[StepPlan] = ()) -> StepPlan | None:
+        """The plan of `step`, from the state as told so far and the steps still in flight (`pending`); None
+        when no candidate can be a parent."""
         table = self._table()
         if not table:
             return None
@@ -136,7 +137,7 @@ class GEPAEngine:
         first = self.selector.select(front, means, rng)
         minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
         generation = step // self.config.children_per_generation
-        if self._merge_allowed() and rng.random() < self.config.crossover_rate:
+        if self._merge_allowed(pending) and rng.random() < self.config.crossover_rate:
             second = complementary_parent(rng, front, first, self.ranked())
             if second is not None:
                 a, b = self.state.entries[first].candidate, self.state.entries[second].candidate
@@ -147,9 +148,11 @@ class GEPAEngine:
         return self._plan(step, generation, "mutation", (first,), self.state.entries[first].candidate, minibatch,
                           True, table)
 
-    def _merge_allowed(self) -> bool:
+    def _merge_allowed(self, pending: Sequence[StepPlan]) -> bool:
+        """Merges planned so far (told or still in flight) are under `max_merges`, and two candidates exist."""
         limit = self.config.max_merges
-        return (limit is None or self.state.merges < limit) and len(self.state.full_entries()) >= 2
+        planned = self.state.merges + sum(p.kind == "merge" for p in pending)
+        return (limit is None or planned < limit) and len(self.state.full_entries()) >= 2
 
     def _plan(self, step: int, generation: int, kind: str, parents: tuple[str, ...], base: Candidate,
               minibatch: tuple[int, ...], mutate: bool, compared: Mapping[str, Mapping[int, float]]) -> StepPlan:

@@ -11,6 +11,9 @@ import random
 from gepa_helpers import FakeReflection, FakeTask
 
 from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, GEPAStrategies, optimize_gepa
+from rollouts_dspy.prompt_optimization.gepa.engine import GEPAEngine
+from rollouts_dspy.prompt_optimization.gepa.strategies import ParetoSampler
+from rollouts_dspy.prompt_optimization.protocols import Rollout
 from rollouts_dspy.prompt_optimization.types import Candidate
 
 INITIAL = Candidate({"a": "Answer the question well.", "b": "Check the answer."})
@@ -88,3 +91,18 @@ async def test_compared_candidates_record_when_they_joined_the_comparison():
             # Found after its parents were compared (and after its own minibatch), before its own comparison.
             assert all(out.record(p).compared_at + pareto < r.compared_at for p in r.parents)
             assert r.compared_at + pareto <= out.rollouts_used
+
+
+
+def test_a_merge_still_in_flight_counts_against_max_merges():
+    """Several steps are planned before earlier ones are told: a merge in flight must count, or max_merges is
+    exceeded by as many merges as there are steps in flight."""
+    engine = GEPAEngine(config(crossover_rate=1.0, max_merges=1), ("a", "b"), INITIAL, ParetoSampler())
+    engine.tell_initial({i: Rollout(i, float(i % 2)) for i in engine.pareto_set})
+    other, _ = engine.state.add(Candidate({"a": "Answer briefly and well.", "b": "Check the answer twice."}), 0,
+                                "mutation", (engine.root.id,))
+    other.absorb({i: Rollout(i, float((i + 1) % 2)) for i in engine.pareto_set}, "val")
+    other.full = True
+    plans = [engine.ask(step) for step in range(10)]
+    merge = next(p for p in plans if p.kind == "merge")
+    assert all(engine.ask(step, [merge]).kind == "mutation" for step in range(10))
