@@ -165,8 +165,23 @@ def test_dspys_built_in_instruction_proposer_works_here(task_lm, reflect_lm, ser
 
     optimized = compile_gepa(dspy.ChainOfThought("query -> intent"), task_lm, reflection_lm=reflect_lm,
                              instruction_proposer=InstructionProposer(), track_stats=True)
-    assert server.stats().requests_by_model.get("scripted-reflect", 0) > 0
-    assert len(optimized.detailed_results.candidates) > 1
+    asked = server.stats().requests_by_model.get("scripted-reflect", 0)
+    assert asked > 0 and len(optimized.detailed_results.candidates) > 1
+    # The proposer's own LM calls are the run's reflection calls.
+    assert optimized.search_outcome.usage["reflection"]["calls"] == asked
+    assert optimized.optimization_result.usage["reflection"]["calls"] == asked
+
+
+def test_a_resumed_run_replays_reflections_on_per_predictor_feedback(server, task_lm, reflect_lm, tmp_path):
+    def run():
+        return compile_gepa(TwoStep(), task_lm, reflection_lm=reflect_lm, log_dir=str(tmp_path))
+
+    before = run()
+    server.reset_stats()
+    after = run()
+    assert server.stats().requests_total == 0  # every rollout and reflection came back from the checkpoint
+    assert [(r.id, r.candidate) for r in after.search_outcome.records] == \
+        [(r.id, r.candidate) for r in before.search_outcome.records]
 
 
 @pytest.mark.parametrize("make", [lambda: dspy.ChainOfThought("query -> intent"), TwoStep], ids=["one", "two"])
