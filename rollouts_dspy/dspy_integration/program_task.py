@@ -214,7 +214,12 @@ class ProgramTask:
                 if record is None or record.prediction is None and not record.trace:
                     out.append(rollout)  # nothing to ask the metric about: the run's own feedback
                     continue
-                feedback = self._feedback_for(record, rollout, key, component)
+                try:
+                    feedback = self._feedback_for(record, rollout, key, component)
+                except Exception as exc:  # noqa: BLE001 - a metric bug on one run keeps that run's feedback
+                    logger.error("Error in the metric's feedback for predictor %r on example %d: %s: %s",
+                                 component, index, type(exc).__name__, str(exc)[:300])
+                    feedback = rollout.feedback
                 self.memory.add_feedback(key, index, component, feedback)
             if feedback is not None:
                 out.append(replace(rollout, feedback=feedback))
