@@ -188,7 +188,8 @@ class RolloutsGEPA(Teleprompter):
         memory = RunMemory(config.checkpoint_dir, predictions_for=kept)
         options = TaskOptions(max_concurrent=config.max_concurrent, failure_score=opts.failure_score,
                               add_format_failure_as_feedback=opts.add_format_failure_as_feedback,
-                              warn_on_score_mismatch=opts.warn_on_score_mismatch, memory=memory)
+                              warn_on_score_mismatch=opts.warn_on_score_mismatch, memory=memory,
+                              keep_runs_for=frozenset(split.train_seeds))  # reflections are about these
         spec = CompileSpec("gepa", student, split, lm, metric, config, model, "reflection", options, search)
         compiled = compile_program(spec, reporter=opts.reporter, tracker=opts.tracker())
         if opts.track_stats:

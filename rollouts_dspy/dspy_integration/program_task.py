@@ -45,7 +45,7 @@ logger = logging.getLogger("dspy.teleprompt.rollouts_dspy")
 
 DEFAULT_THREADS = 8
 KEEP_RUNS = 4096
-"""Runs remembered for per-component feedback (the GEPA engine asks about the latest ones)."""
+"""Runs remembered (the most recent ones) on samples outside `TaskOptions.keep_runs_for`."""
 
 
 class TooManyErrors(RuntimeError):
@@ -60,7 +60,10 @@ class TaskOptions:
     program as given whatever candidate is asked for (a teacher). `settings`: extra `dspy.context` settings per
     run (`teacher_settings`). `max_errors`: stop the run once this many programs raised (None: never; a failed
     sample is data). `memory`: what the runs leave behind for later questions (per-predictor feedback, the
-    Predictions behind `track_best_outputs`), kept across a resume with a checkpoint directory. `on_rollout`:
+    Predictions behind `track_best_outputs`), kept across a resume with a checkpoint directory.
+    `keep_runs_for`: the samples whose runs (traces) are remembered for the whole run, because feedback may be
+    asked about them at any later step (GEPA: the training samples); other runs are remembered up to KEEP_RUNS,
+    so whether a trace is still there never depends on how many runs happened in between. `on_rollout`:
     called (on the worker thread) after each rollout, e.g. by a progress bar."""
 
     max_concurrent: int = DEFAULT_THREADS
@@ -73,6 +76,7 @@ class TaskOptions:
     max_errors: int | None = None
     provide_traceback: bool = False
     memory: RunMemory | None = None
+    keep_runs_for: frozenset[int] = frozenset()
     on_rollout: Callable[[Rollout], None] | None = None
 
 
@@ -97,6 +101,7 @@ class ProgramTask:
                                     provide_traceback=self.options.provide_traceback)
         self._programs: OrderedDict[str, dspy.Module] = OrderedDict()
         self._runs: OrderedDict[tuple[str, int], RunRecord] = OrderedDict()
+        self._kept_runs: dict[tuple[str, int], RunRecord] = {}
         self.memory = self.options.memory or RunMemory()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._limit: asyncio.Semaphore | None = None
@@ -144,7 +149,7 @@ class ProgramTask:
         """The remembered run of the candidate with content key `key` on sample `index` (None when it is not
         remembered: never run in this process, e.g. replayed from a checkpoint, or long forgotten)."""
         with self._lock:
-            return self._runs.get((key, index))
+            return self._kept_runs.get((key, index)) or self._runs.get((key, index))
 
     # -- building and running --------------------------------------------------------------------------------
     def program(self, candidate: Candidate) -> dspy.Module:
@@ -188,10 +193,13 @@ class ProgramTask:
         with self._lock:
             self.rollouts_run += 1
             self.usage = self.usage + rollout.usage
-            self._runs[(key, index)] = record
-            self._runs.move_to_end((key, index))
-            while len(self._runs) > KEEP_RUNS:
-                self._runs.popitem(last=False)
+            if index in self.options.keep_runs_for:
+                self._kept_runs[(key, index)] = record
+            else:
+                self._runs[(key, index)] = record
+                self._runs.move_to_end((key, index))
+                while len(self._runs) > KEEP_RUNS:
+                    self._runs.popitem(last=False)
             failed = rollout.error is not None and rollout.error.kind in ("task", "score_fn")
             self.errors += failed
             errors = self.errors
