@@ -184,7 +184,8 @@ class RolloutsGEPA(Teleprompter):
                                        strategies=self.strategies(tasks.main, split, config, reflection_lm))
 
         # With track_best_outputs, the Predictions on the samples candidates may be compared on are kept.
-        kept = (split.val_seeds or split.train_seeds) if opts.track_best_outputs else ()
+        compared = config.val_seeds if config.pareto_split == "val" else config.train_seeds
+        kept = compared if opts.track_best_outputs else ()
         memory = RunMemory(config.checkpoint_dir, predictions_for=kept)
         options = TaskOptions(max_concurrent=config.max_concurrent, failure_score=opts.failure_score,
                               add_format_failure_as_feedback=opts.add_format_failure_as_feedback,

@@ -91,7 +91,6 @@ class DSPyComponentSelector:
 
     def __init__(self, selector: Callable[..., Any], task: ProgramTask, split: Split, compared_split: str) -> None:
         self.selector, self.task, self.split, self.compared_split = selector, task, split, compared_split
-        self.calls = 0
 
     async def select(self, context: ComponentContext) -> Sequence[str]:
         key = context.candidate.key
@@ -104,7 +103,6 @@ class DSPyComponentSelector:
         runs = [trajectory(n, self.task.run_record(key, r.sample_index), r, self.task.examples[r.sample_index])
                 for n, r in enumerate(context.rollouts)]
         scores = [r.score for r in context.rollouts]
-        self.calls += 1
         picked = await self.task.call_in_thread(self.selector, state, runs, scores,
                                                 pool.index(context.candidate_id),
                                                 dict(context.candidate.instructions))
