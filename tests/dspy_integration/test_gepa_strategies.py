@@ -220,3 +220,39 @@ def test_max_merge_invocations_caps_the_merges(task_lm, reflect_lm):
     assert merges() >= 2
     assert merges(max_merge_invocations=1) == 1
     assert merges(use_merge=False) == 0
+
+
+def test_a_reply_that_did_not_parse_reaches_a_proposer_as_dspy_shows_it():
+    import asyncio
+
+    from rollouts_dspy.dspy_integration import ProgramTask, TaskOptions
+    from rollouts_dspy.dspy_integration.candidates import candidate_of
+    from rollouts_dspy.dspy_integration.gepa_strategies import DSPyProposer
+    from rollouts_dspy.prompt_optimization.gepa import ProposalRequest
+
+    class Unparseable(dspy.LM):
+        def __call__(self, prompt=None, messages=None, **kwargs):
+            return ["I would rather not use your format."]
+
+    student, proposer = dspy.Predict("query -> intent"), RecordingProposer()
+    lm = Unparseable("openai/none")
+    task = ProgramTask(student, TRAIN, per_predictor, lm, TaskOptions(add_format_failure_as_feedback=True))
+    candidate = candidate_of(student)
+
+    async def go():
+        try:
+            rollouts = await asyncio.gather(*(task.run(candidate, i) for i in range(2)))
+            evidence = tuple(await task.component_feedback(candidate, rollouts, "self"))
+            return await DSPyProposer(proposer, task, lm).propose(ProposalRequest(candidate, ("self",),
+                                                                                 {"self": evidence}))
+        finally:
+            task.close()
+
+    asyncio.run(go())
+    (_, dataset, _, _), = proposer.calls
+    assert len(dataset["self"]) == 2
+    for example in dataset["self"]:
+        assert example["Generated Outputs"].startswith("Couldn't parse the output as per the expected output format")
+        assert "I would rather not use your format." in example["Generated Outputs"]
+        assert example["Feedback"].startswith("Your output failed to parse. Follow this structure:")
+        assert example["Inputs"] == {"query": TRAIN[dataset["self"].index(example)].query}
