@@ -158,6 +158,10 @@ class CandidateRecord:
     failures: int = 0
     train_objectives: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     val_objectives: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    compared_at: int | None = None
+    """Rollouts the run had used when this candidate joined the comparison (right before it was scored on the
+    whole Pareto set; 0 for the initial candidate); None for candidates never compared (engines without a
+    Pareto set leave it None)."""
 
     @property
     def train_mean(self) -> float | None:
