@@ -214,6 +214,9 @@ class OptimizationResult:
     rollouts_used: int = 0
     stop_reason: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    front: Any = None
+    """With several objectives (GEPAConfig.objectives): an `ObjectiveFront` -- every candidate's objective values,
+    the Pareto front and the best candidate per objective (ids of `candidates`). None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ class SearchOutcome:
     """The samples candidates were compared on during the search (GEPA's Pareto set; empty when every candidate
     was compared on its own samples), and `compared_split` which split's scores they are ('train' | 'val')."""
     compared_split: str = "train"
+    front: Any = None
+    """An `objectives.ObjectiveFront` when the search had several objectives, else None."""
 
     def record(self, candidate_id: str) -> CandidateRecord:
         for r in self.records:
@@ -261,4 +266,5 @@ class SearchOutcome:
             rollouts_used=self.rollouts_used,
             stop_reason=self.stop_reason,
             config=dict(config or {}),
+            front=self.front,
         )
