@@ -188,6 +188,16 @@ def _validation_table() -> tuple[list[str], list[list[str]]]:
         [name, registry.get(name).validation] for name in registry.all_names()]
 
 
+def _audit_table() -> tuple[list[str], list[list[str]]]:
+    import json
+
+    from .audit import RESULT, audit_table
+
+    if not RESULT.exists():
+        return [], []
+    return audit_table(json.loads(RESULT.read_text()))
+
+
 def tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     results = [_result_cells(r) for r in data["rows"]] + [_skipped_cells(s) for s in data["skipped"]]
     out = [(title, head, body) for title, head, body in data["goals"]]
@@ -198,6 +208,8 @@ def tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
             ("Held-out score of the best prompt run so far, by fraction of the budget spent (mean over seeds)",
              *_curve_table(data)),
             ("How each contender validates", *_validation_table()),
+            ("Scripted-world audit: the same evidence through each optimizer's own request "
+             "(`python -m benchmarks.audit`)", *_audit_table()),
             ("Scale (latency 0)", *_scale_table(data))]
     return [t for t in out if t[2]]
 
