@@ -47,6 +47,7 @@ class Preset:
     scale_rollout_cap: int = 0
     one_process: bool = False  # every run in one worker process (smoke: saves the ~10 s import cost per worker)
     tuning: bool = False  # runs on TUNING_SEEDS, stored apart, never reported in BENCHMARKS.md
+    overhead: bool = False  # the LLM layer's CPU per call, memory floor and CLI start-up (benchmarks/overhead.py)
 
 
 QUALITY = Suite(name="quality", worlds=BANKING, budgets=(1500, 3000), seeds=REPORT_SEEDS, concurrency=16,
@@ -63,8 +64,8 @@ _SCALE = dict(scale_sizes=(100, 1_000, 10_000), scale_populations=(10, 20, 50), 
 PRESETS: dict[str, Preset] = {
     "quality": Preset(name="quality", suites=(QUALITY, CALCULATOR)),
     "wallclock": Preset(name="wallclock", suites=(WALLCLOCK,)),
-    "scale": Preset(name="scale", suites=(), **_SCALE),
-    "full": Preset(name="full", suites=(QUALITY, CALCULATOR, WALLCLOCK), **_SCALE),
+    "scale": Preset(name="scale", suites=(), overhead=True, **_SCALE),
+    "full": Preset(name="full", suites=(QUALITY, CALCULATOR, WALLCLOCK), overhead=True, **_SCALE),
     "tuning": Preset(name="tuning", suites=(replace(QUALITY, name="quality", seeds=TUNING_SEEDS),), tuning=True),
     "smoke": Preset(name="smoke", suites=SMOKE, scale_sizes=(100,), scale_populations=(10,),
                     scale_rollout_cap=60, one_process=True),

@@ -89,9 +89,10 @@ def build(preset: Preset, records: list[dict[str, Any]], skipped: list[dict[str,
     """The report data: the preset's runs (report seeds only, unless tuning), rows per cell, goal tables."""
     suites = {s.name: s for s in preset.suites}
     seeds_ok = (lambda s: True) if preset.tuning else (lambda s: s in REPORT_SEEDS)
-    runs = [r for r in records if r.get("mode") != "scale" and r.get("suite") in suites and seeds_ok(r.get("seed"))
+    runs = [r for r in records if r.get("mode") is None and r.get("suite") in suites and seeds_ok(r.get("seed"))
             and r.get("world") in suites[r["suite"]].worlds and r.get("budget") in suites[r["suite"]].budgets]
     scale = [r for r in records if r.get("mode") == "scale"]
+    overhead = next((r for r in records if r.get("mode") == "overhead"), None)
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault(tuple(r.get(k) for k in CELL), []).append(r)
@@ -99,7 +100,7 @@ def build(preset: Preset, records: list[dict[str, Any]], skipped: list[dict[str,
     rows.sort(key=lambda r: (r["suite"], r["world"], r["budget"], not r.get("ours"), r["contender"]))
     data = {"preset": preset.name, "tuning": preset.tuning, "environment": environment(), "seconds": seconds,
             "suites": {n: vars(s) for n, s in suites.items()}, "runs": runs, "rows": rows, "skipped": skipped,
-            "scale": scale, "commits": sorted({str(r.get("commit")) for r in runs})}
+            "scale": scale, "overhead": overhead, "commits": sorted({str(r.get("commit")) for r in runs})}
     data["goals"] = goal_tables(data)
     data["latency"] = latency_table(data)
     return data
@@ -151,10 +152,29 @@ def _breakdown_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         extra = row["runs"][0].get("extra", {})
         stops = sorted({str(r.get("extra", {}).get("stop_reason")) for r in row["runs"]} - {"None"})
         settings = ", ".join(f"{k}={v}" for k, v in (extra.get("settings") or {}).items() if v is not None)
-        children = f"{avg('children')} ({avg('full_children')})" if "children" in parts[0] else (
-            f"{avg('candidates')} ({avg('full_evaluations')})")
-        body.append([row["world"], str(row["budget"]), row["contender"], avg("initial"), avg("minibatch"),
+        ours = "children" in parts[0]
+        # the peers report full evaluations of the valset (the trainset here) counting the seed candidate's
+        children = f"{avg('children')} ({avg('full_children')})" if ours else (
+            f"{avg('candidates')} - 1 seed ({avg('full_evaluations')} - 1)")
+        initial = avg("initial") if ours else "in full evals"
+        body.append([row["world"], str(row["budget"]), row["contender"], initial, avg("minibatch"),
                      avg("full"), avg("validation"), avg("other"), children, fmt(row["reflect_calls"], ".0f"),
+                     "/".join(stops), settings])
+    return head, body
+
+
+def _mipro_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["world", "budget", "contender", "task calls (mean)", "proposer calls", "trials run", "stop",
+            "settings the defaults chose"]
+    body = []
+    for row in data["rows"]:
+        if row["kind"] != "mipro" or not row.get("runs") or row["suite"] != "quality":
+            continue
+        extras = [r.get("extra", {}) for r in row["runs"]]
+        stops = sorted({str(e.get("stop_reason")) for e in extras} - {"None"})
+        settings = ", ".join(f"{k}={v}" for k, v in (extras[0].get("settings") or {}).items() if v is not None)
+        body.append([row["world"], str(row["budget"]), row["contender"], fmt(row["task_calls"], ".0f"),
+                     fmt(row["reflect_calls"], ".0f"), fmt(mean([e.get("generations_run") for e in extras]), ".0f"),
                      "/".join(stops), settings])
     return head, body
 
@@ -205,6 +225,7 @@ def tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
              *data["latency"]),
             ("Results (mean over seeds)", list(_RESULT_HEAD), results),
             ("Where the GEPA budget goes (rollouts, mean over seeds; quality suite)", *_breakdown_table(data)),
+            ("MIPRO runs: what the budget bought (quality suite)", *_mipro_table(data)),
             ("Held-out score of the best prompt run so far, by fraction of the budget spent (mean over seeds)",
              *_curve_table(data)),
             ("How each contender validates", *_validation_table()),

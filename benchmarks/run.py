@@ -182,6 +182,22 @@ def run_scale_grid(preset: Preset, store: Path, log: Path, quiet: bool, fresh: b
             _say(quiet, f"[scale] {engine} n={n} populations={sorted(pops)} ({time.perf_counter() - started:.0f}s)")
 
 
+def run_overhead_stage(store: Path, quiet: bool, fresh: bool) -> None:
+    """The LLM layer's per-call CPU, memory floor and CLI start-up (`benchmarks/overhead.py`), once per code."""
+    from .overhead import available, run_overhead
+    from .store import append
+
+    if not available():
+        _say(quiet, "[overhead] benchmarks/llm_overhead.py is not in the tree: its goal rows stay 'not available'")
+        return
+    stored = load(store).get("overhead")
+    if stored and not fresh and stored.get("code_hash") == code_hash(ROOT):
+        return
+    record = run_overhead()
+    if record is not None:
+        append(store, {**record, "commit": code_version(ROOT), "code_hash": code_hash(ROOT)})
+
+
 def _todo(specs: list[dict[str, Any]], stored: dict[str, dict[str, Any]], fresh: bool,
           any_code: bool = False) -> list[dict[str, Any]]:
     """The specs to run: those without a stored result of the current measured code (any code with `any_code`)."""
@@ -205,6 +221,8 @@ def run_preset(preset: Preset, *, quiet: bool = False, scale: bool = True, fresh
     run_worlds(preset, _todo(specs, load(store), fresh, any_code), store, log, quiet)
     if scale:
         run_scale_grid(preset, store, log, quiet, fresh)
+    if preset.overhead:
+        run_overhead_stage(store, quiet, fresh)
     return build(preset, list(load(store).values()), skipped, time.perf_counter() - started)
 
 

@@ -24,6 +24,8 @@ SCALE_FIELDS = ("engine", "samples", "population", "cap")
 
 
 def run_key(record: dict[str, Any]) -> str:
+    if record.get("mode") == "overhead":
+        return "overhead"
     if record.get("mode") == "scale":
         return "scale|" + "|".join(str(record.get(k)) for k in SCALE_FIELDS)
     return "|".join(str(record.get(k)) for k in KEY_FIELDS)

@@ -186,9 +186,25 @@ def test_latency_projection_keeps_the_measured_point_and_adds_rounds_times_laten
 
 
 def test_placeholder_rows_say_not_available_instead_of_a_number():
-    data = {"rows": [], "suites": {"quality": {"worlds": ["banking77-20"], "budgets": [1500, 3000]}}, "scale": []}
+    suite = {"name": "quality", "worlds": ["banking77-20"], "budgets": [1500, 3000], "concurrency": 16,
+             "latency": 0.05}
+    data = {"rows": [], "suites": {"quality": suite}, "scale": []}
     quality = goals._quality_goals(data)
     multi = next(r for r in quality if r[0].startswith("multi-objective"))
     assert "not available yet" in multi[2] and multi[-1] == "n/a"
     text = json.dumps(goals._wallclock_goals(data))
     assert "not available yet" in text
+
+
+def test_overhead_rows_use_the_llm_layer_record_when_there_is_one():
+    suite = {"name": "quality", "worlds": ["banking77-20"], "budgets": [1500], "concurrency": 16, "latency": 0.05}
+    cpu_row = {**_row("run_gepa", 9.0), "budget": 1500, "cpu_ms_per_task_call": 2.5}
+    data = {"rows": [cpu_row], "suites": {"quality": suite},
+            "scale": [{"engine": "gepa", "samples": 10_000, "population": 20, "peak_rss_mb": 140.0}],
+            "overhead": {"session": {"cpu_ms_per_call": 1.2, "peak_rss_mb": 120.0, "rss_after_import_mb": 100.0},
+                         "cli": [{"command": "rollouts-dspy --help", "wall_s": 0.4},
+                                 {"command": "rollouts-dspy show", "wall_s": 1.3}]}}
+    cpu, memory, cli = goals._overhead_goals(data)
+    assert cpu[-1] == "met" and "1.20 ms" in " ".join(cpu)
+    assert memory[-1] == "met" and "140 MB" in " ".join(memory)
+    assert cli[-1] == "**NOT met**" and "show: 1.30 s" in cli[2]
