@@ -130,6 +130,8 @@ def _print_plan(todo: list[dict[str, Any]], done: int, stored: dict[str, dict[st
 
 
 def run_worlds(preset: Preset, todo: list[dict[str, Any]], store: Path, log: Path, quiet: bool) -> None:
+    if not todo:
+        return
     servers: dict[float, ServerProcess] = {}
     labels = BANKING77_DIR / "categories.json" if banking77_available() else None
     commit, measured = code_version(ROOT), code_hash(ROOT)
