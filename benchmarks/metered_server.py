@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     server.start()
     print(server.base_url, flush=True)
     try:
-        while server._thread is not None and server._thread.is_alive():
-            server._thread.join(timeout=1.0)
+        threading.Event().wait()  # serve until the harness terminates this process
     except KeyboardInterrupt:
         server.stop()
 

@@ -57,6 +57,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     ctx = RunContext(world=world, budget=spec["budget"], seed=spec["seed"], latency=spec["latency"],
                      concurrency=spec["concurrency"], base_url=spec["base_url"])
     METER.reset()
+    METER.started = lambda: _calls(server_stats(ctx.base_url))[0] > 0
     if not world.uses_tools:  # one task call per rollout: count rollouts where they are paid, at the server
         METER.position = lambda: _calls(server_stats(ctx.base_url))[0]
     reset_server(ctx.base_url)
@@ -83,6 +84,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "discoveries": discoveries,
         "rollouts": rollouts,
         "metric_calls": METER.metric_calls,
+        "score_fn_probes": METER.probes,
         "task_calls": task_calls,
         "reflect_calls": reflect_calls,
         "tokens": int(stats.get("prompt_tokens", 0)) + int(stats.get("completion_tokens", 0)),

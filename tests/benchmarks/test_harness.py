@@ -208,3 +208,15 @@ def test_overhead_rows_use_the_llm_layer_record_when_there_is_one():
     assert cpu[-1] == "met" and "1.20 ms" in " ".join(cpu)
     assert memory[-1] == "met" and "140 MB" in " ".join(memory)
     assert cli[-1] == "**NOT met**" and "show: 1.30 s" in cli[2]
+
+
+def test_a_score_fn_probe_before_the_first_task_request_is_not_a_rollout():
+    from benchmarks.metering import Meter
+
+    meter, requests = Meter(), []
+    meter.started = lambda: bool(requests)
+    meter.count()  # the front door's preflight probe: no task request yet
+    requests.append("task")
+    meter.count()
+    meter.count()
+    assert (meter.metric_calls, meter.probes) == (2, 1)
