@@ -104,6 +104,10 @@ def _worker(specs: list[dict[str, Any]], store: Path, log: Path) -> None:
                            env=env, stdout=out, stderr=out, check=False)
 
 
+WORKER_START_S = 15.0
+"""A worker process's imports and warm-up on this machine (one per contender x world x budget)."""
+
+
 def estimate_seconds(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> tuple[float, bool]:
     """Seconds one run should take: the mean of stored runs of the same cell (any seed), else a guess from the
     budget (about 12 ms of this machine's CPU per task call, held-out scoring included, plus the latency of
@@ -125,6 +129,7 @@ def _print_plan(todo: list[dict[str, Any]], done: int, stored: dict[str, dict[st
         cells.setdefault((spec["suite"], spec["world"], spec["budget"], spec["contender"]), []).append(seconds)
     for (suite, world, budget, name), secs in cells.items():
         print(f"  {suite:10} {world:15} {budget:5} {name:14} {len(secs)} seeds  ~{sum(secs) / 60:.1f} min")
+    total += WORKER_START_S * len(cells)
     print(f"{len(todo)} runs to do ({done} already stored), about {total / 3600:.1f} h on this machine"
           + (f" ({guessed} runs guessed, not yet measured)" if guessed else ""))
 
