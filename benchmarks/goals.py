@@ -73,34 +73,48 @@ def reach(discoveries: Sequence[Sequence[float]], threshold: float) -> int | Non
     return int(hits[0]) if hits else None
 
 
-def _reach_goal(rows: Rows, world: str, budget: int) -> list[str]:
-    """Per seed (same rows for both): the rollouts at which ours first ran a prompt as good on held-out as
-    dspy.GEPA's final one, as a fraction of the rollouts dspy.GEPA used; met when every seed is <= 50%."""
-    peer = rows.get("quality", world, budget, "dspy.GEPA")
+Judge = Callable[[dict[str, Any], dict[str, Any]], tuple[str, bool | None]]
+
+
+def _against_peer(lookup: Callable[[str], dict[str, Any] | None], peer: dict[str, Any] | None,
+                  judge: Judge) -> tuple[list[str], str]:
+    """Each of our GEPA front doors judged against the peer's row: (cells, verdict); n/a when a row is missing
+    or a judgement is (None)."""
     cells = [""] * len(ALL)
     verdicts: list[bool | None] = []
     for name in GEPA_OURS:
-        ours = rows.get("quality", world, budget, name)
-        if peer is None or ours is None:
+        ours = lookup(name)
+        if ours is None or peer is None:
             verdicts.append(None)
             continue
-        theirs = {r["seed"]: r for r in peer["runs"]}
-        fractions = []
-        for run in ours["runs"]:
-            other = theirs.get(run["seed"])
-            if other is None:
-                continue
+        cells[ALL.index(name)], verdict = judge(ours, peer)
+        verdicts.append(verdict)
+    return cells, _verdict(None if None in verdicts else all(verdicts))
+
+
+def _reached(ours: dict[str, Any], peer: dict[str, Any]) -> tuple[str, bool | None]:
+    """Per seed (same rows for both): the rollouts at which ours first ran a prompt as good on held-out as the
+    peer's final one, as a fraction of the rollouts the peer used; met when every seed is <= 50%."""
+    theirs = {r["seed"]: r for r in peer["runs"]}
+    fractions = []
+    for run in ours["runs"]:
+        other = theirs.get(run["seed"])
+        if other is not None:
             hit = reach(run["discoveries"], other["final_val"])
             fractions.append(None if hit is None else hit / max(other["rollouts"], 1))
-        shown = [("never" if f is None else f"{100 * f:.0f}%") for f in fractions]
-        cells[ALL.index(name)] = "seeds: " + " ".join(shown)
-        full = len(fractions) >= SEEDS_NEEDED
-        verdicts.append(None if not full else all(f is not None and f <= 0.5 for f in fractions))
+    shown = "seeds: " + " ".join("never" if f is None else f"{100 * f:.0f}%" for f in fractions)
+    if len(fractions) < SEEDS_NEEDED:
+        return shown, None
+    return shown, all(f is not None and f <= 0.5 for f in fractions)
+
+
+def _reach_goal(rows: Rows, world: str, budget: int) -> list[str]:
+    peer = rows.get("quality", world, budget, "dspy.GEPA")
+    cells, verdict = _against_peer(lambda n: rows.get("quality", world, budget, n), peer, _reached)
     if peer is not None:
         cells[ALL.index("dspy.GEPA")] = f"final {peer['final_mean']:.3f}, {peer['rollouts']:.0f} rollouts"
-    met = None if None in verdicts else all(verdicts)
     return ["our GEPA reaches dspy.GEPA's final held-out score with <= 50% of its rollouts (first prompt run "
-            "that scores as well, per seed)", f"{world}, {budget}", *cells, _verdict(met)]
+            "that scores as well, per seed)", f"{world}, {budget}", *cells, verdict]
 
 
 def _half_budget_goal(rows: Rows, world: str, budgets: Sequence[int]) -> list[str] | None:
@@ -110,20 +124,17 @@ def _half_budget_goal(rows: Rows, world: str, budgets: Sequence[int]) -> list[st
         return None
     half, full = pairs[-1]
     peer = rows.get("quality", world, full, "dspy.GEPA")
-    cells = [""] * len(ALL)
-    verdicts: list[bool | None] = []
-    for name in GEPA_OURS:
-        ours = rows.get("quality", world, half, name)
-        if ours is None or peer is None:
-            verdicts.append(None)
-            continue
-        cells[ALL.index(name)] = f"final {ours['final_mean']:.3f} at {half}"
-        verdicts.append(None if len(ours["seeds"]) < SEEDS_NEEDED else ours["final_mean"] >= peer["final_mean"])
+
+    def judge(ours: dict[str, Any], peer: dict[str, Any]) -> tuple[str, bool | None]:
+        enough = len(ours["seeds"]) >= SEEDS_NEEDED
+        return f"final {ours['final_mean']:.3f} at {half}", (ours["final_mean"] >= peer["final_mean"]) if enough \
+            else None
+
+    cells, verdict = _against_peer(lambda n: rows.get("quality", world, half, n), peer, judge)
     if peer is not None:
         cells[ALL.index("dspy.GEPA")] = f"final {peer['final_mean']:.3f} at {full} ({peer['rollouts']:.0f} used)"
-    met = None if None in verdicts else all(verdicts)
     return ["our GEPA's final prompt with half the budget >= dspy.GEPA's final (strict form)",
-            f"{world}, {half} vs {full}", *cells, _verdict(met)]
+            f"{world}, {half} vs {full}", *cells, verdict]
 
 
 def _calculator_goal(data: dict[str, Any], rows: Rows) -> list[str]:
