@@ -37,24 +37,14 @@ def best_so_far(method: str, state_dir: Path, base: PromptTemplate) -> PromptTem
 
 
 def _gepa(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
-    from .prompt_optimization.gepa.state import CHECKPOINT_FILE, KIND, VERSION, GEPAState
+    """The engine's own best so far, as its last step marker in the journal recorded it."""
+    from .runtime import JOURNAL_FILE, read_journal
 
-    data = read_json_state(state_dir / CHECKPOINT_FILE, kind=KIND, version=VERSION)
-    if data is None:
+    contents = read_journal(state_dir / JOURNAL_FILE, method="gepa", fingerprint=None)
+    if contents is None or not contents.best:
         return None
-    state = GEPAState.from_dict(data["state"])
-    entries = state.full_entries()
-    # Validation scores decide when the checkpoint has them (pareto_split "val", or validated candidates);
-    # ranking a mix of validation and training means would compare different samples.
-    validated = [e for e in entries if e.val]
-    if validated:
-        scored = [(sum(e.val.values()) / len(e.val), -e.generation, e.id, e) for e in validated]
-    else:
-        scored = [(e.train_mean, -e.generation, e.id, e) for e in entries if e.train_mean is not None]
-    if not scored:
-        return None
-    mean, _, _, entry = max(scored, key=lambda t: (t[0], t[1], t[2]))
-    return entry.candidate.to_template(base, score=mean, generation=entry.generation, id=entry.id)
+    best = contents.best
+    return Candidate.from_dict(best["candidate"]).to_template(base, score=best.get("score"), id=best["id"])
 
 
 def _mipro(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:

@@ -12,13 +12,16 @@ from .types import GenerationStats
 
 __all__ = [
     "BudgetUpdated",
+    "CandidateDropped",
     "Event",
     "LinePrinter",
+    "PhaseStarted",
     "Reporter",
     "RunFinished",
     "RunStarted",
     "RunWarning",
     "StepFinished",
+    "format_cost",
 ]
 
 
@@ -41,9 +44,31 @@ class StepFinished:
 
 @dataclass(frozen=True)
 class BudgetUpdated:
+    """The run's spend after a step or during a long phase. `cost_usd` is None when a price is unknown."""
+
     rollouts_used: int
     max_rollouts: int | None
-    cost_usd: float
+    cost_usd: float | None
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    """A phase that spends rollouts begins (e.g. 'bootstrap', 'proposals', 'search', 'full evaluation',
+    'validation'); `planned` is how many rollouts it may use at most (None: not known in advance)."""
+
+    method: str
+    phase: str
+    planned: int | None = None
+
+
+@dataclass(frozen=True)
+class CandidateDropped:
+    """A candidate was not made (its reflection or proposal failed or was rejected); `reasons` say why."""
+
+    method: str
+    step: int
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -61,7 +86,7 @@ class RunFinished:
     rollouts_used: int
 
 
-Event = RunStarted | StepFinished | BudgetUpdated | RunWarning | RunFinished
+Event = RunStarted | StepFinished | BudgetUpdated | PhaseStarted | CandidateDropped | RunWarning | RunFinished
 """Every event type; reporters ignore the ones they do not know."""
 Reporter = Callable[[Event], None]
 
@@ -77,6 +102,15 @@ class LinePrinter:
         if isinstance(event, RunStarted):
             budget = f", budget {event.max_rollouts} rollouts" if event.max_rollouts else ""
             print(f"[{event.method}] starting: {event.max_steps} steps{budget}", file=out, flush=True)
+            if event.estimate:
+                parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in event.estimate.items())
+                print(f"[{event.method}] estimate (upper bounds): {parts}", file=out, flush=True)
+        elif isinstance(event, PhaseStarted):
+            planned = "" if event.planned is None else f" (up to {event.planned} rollouts)"
+            print(f"[{event.method}] {event.phase}{planned}", file=out, flush=True)
+        elif isinstance(event, CandidateDropped):
+            print(f"[{event.method}] step {event.step}: candidate dropped ({'; '.join(event.reasons)[:200]})",
+                  file=out, flush=True)
         elif isinstance(event, StepFinished):
             s = event.stats
             step = "generation" if event.method == "gepa" else "trial"
@@ -84,7 +118,7 @@ class LinePrinter:
             print(
                 f"[{event.method}] {step} {s.generation}: best {s.best_score:.3f} mean {s.mean_score:.3f} "
                 f"(best so far {best}) | rollouts {s.rollouts_used} | tokens {s.tokens} | "
-                f"${s.cost_usd:.4f} | {s.elapsed_seconds:.1f}s",
+                f"cost {format_cost(s.cost_usd)} | {s.elapsed_seconds:.1f}s",
                 file=out, flush=True,
             )
         elif isinstance(event, RunWarning):
@@ -93,3 +127,9 @@ class LinePrinter:
             best = "n/a" if event.best_score is None else f"{event.best_score:.3f}"
             print(f"[{event.method}] done ({event.stop_reason}): best {best}, {event.rollouts_used} rollouts",
                   file=out, flush=True)
+
+
+def format_cost(cost_usd: float | None) -> str:
+    """'$0.0123', or 'unknown' when the price of some call is not known (an unpriced model): never a made-up $0.
+    The one wording of a cost, for every display."""
+    return "unknown" if cost_usd is None else f"${cost_usd:.4f}"

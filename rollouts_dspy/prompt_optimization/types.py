@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
@@ -17,6 +17,7 @@ from ..dtypes import Message
 
 __all__ = [
     "SYSTEM",
+    "mean_of",
     "Candidate",
     "CandidateRecord",
     "FewShotExample",
@@ -128,8 +129,11 @@ class Candidate:
         )
 
 
-def _mean(values: Mapping[int, float]) -> float | None:
-    return sum(values.values()) / len(values) if values else None
+def mean_of(scores: Mapping[Any, float] | Iterable[float | None]) -> float | None:
+    """The one mean of per-sample scores: over measured scores only (None entries are unmeasured, never a 0);
+    None when nothing was measured. Takes {sample index: score} or an iterable of scores."""
+    values = [v for v in (scores.values() if isinstance(scores, Mapping) else scores) if v is not None]
+    return sum(values) / len(values) if values else None
 
 
 @dataclass(frozen=True)
@@ -144,19 +148,27 @@ class CandidateRecord:
     train_scores: Mapping[int, float] = field(default_factory=dict)
     val_scores: Mapping[int, float] = field(default_factory=dict)
     failures: int = 0
+    train_objectives: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    val_objectives: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def train_mean(self) -> float | None:
-        return _mean(self.train_scores)
+        return mean_of(self.train_scores)
 
     @property
     def val_mean(self) -> float | None:
-        return _mean(self.val_scores)
+        return mean_of(self.val_scores)
+
+    @property
+    def score(self) -> float | None:
+        """The record's headline score: its validation mean when it was validated, else its training mean."""
+        return self.val_mean if self.val_mean is not None else self.train_mean
 
 
 @dataclass(frozen=True)
 class GenerationStats:
-    """Stats for one generation (GEPA) or trial (MIPRO). Scores are on the samples evaluated in that step."""
+    """Stats for one generation (GEPA) or trial (MIPRO). Scores are on the samples evaluated in that step.
+    `cost_usd` is None when the price of some call is unknown (an unpriced model): never a made-up 0."""
 
     generation: int
     best_score: float
@@ -164,7 +176,7 @@ class GenerationStats:
     num_evaluated: int
     rollouts_used: int = 0
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
     elapsed_seconds: float = 0.0
 
 
@@ -194,14 +206,21 @@ class OptimizationResult:
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """What an engine hands its front door: every candidate record, the per-step history, the chosen best."""
+    """What an engine hands its front door: every candidate record (the initial candidate first), the per-step
+    history, the chosen best, why the search stopped, and what the whole run used (`usage`: per role calls,
+    tokens, dollars, failures; every process of a resumed run)."""
 
     records: tuple[CandidateRecord, ...]
     history: tuple[GenerationStats, ...]
     best_id: str
     stop_reason: str
     rollouts_used: int
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    usage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    compared_on: tuple[int, ...] = ()
+    """The samples candidates were compared on during the search (GEPA's Pareto set; empty when every candidate
+    was compared on its own samples), and `compared_split` which split's scores they are ('train' | 'val')."""
+    compared_split: str = "train"
 
     def record(self, candidate_id: str) -> CandidateRecord:
         for r in self.records:
@@ -209,35 +228,25 @@ class SearchOutcome:
                 return r
         raise KeyError(candidate_id)
 
-    def to_result(
-        self,
-        base: PromptTemplate,
-        *,
-        method: str,
-        seed: int,
-        usage: Mapping[str, Mapping[str, Any]] = {},  # noqa: B006 - read-only default
-        config: Mapping[str, Any] = {},  # noqa: B006
-    ) -> OptimizationResult:
-        """The rollouts front door's result: candidates as PromptTemplates scored on validation when measured
-        there, else on training."""
+    def to_result(self, base: PromptTemplate, *, method: str, seed: int, config: Mapping[str, Any] | None = None,
+                  usage: Mapping[str, Mapping[str, Any]] | None = None) -> OptimizationResult:
+        """The one conversion to the rollouts front door's result: candidates as PromptTemplates scored on
+        validation when measured there, else on training."""
 
         def as_template(r: CandidateRecord) -> PromptTemplate:
-            score = r.val_mean if r.val_mean is not None else r.train_mean
-            return r.candidate.to_template(base, score=score, generation=r.generation, id=r.id)
+            return r.candidate.to_template(base, score=r.score, generation=r.generation, id=r.id)
 
-        population = tuple(as_template(r) for r in self.records)
-        best = as_template(self.record(self.best_id))
         return OptimizationResult(
-            best_template=best,
-            final_population=population,
+            best_template=as_template(self.record(self.best_id)),
+            final_population=tuple(as_template(r) for r in self.records),
             history=self.history,
             method=method,
             seed=seed,
             best_candidate_id=self.best_id,
             initial_template=base,
             candidates=self.records,
-            usage=usage,
+            usage=self.usage if usage is None else usage,
             rollouts_used=self.rollouts_used,
             stop_reason=self.stop_reason,
-            config=config,
+            config=dict(config or {}),
         )

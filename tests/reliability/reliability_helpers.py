@@ -121,12 +121,53 @@ def config_for(method: str, directory: Path | None = None, **kw: Any) -> Any:
     return gepa_config(**kw) if method == "gepa" else mipro_config(**kw)
 
 
-def checkpoint_rollouts(method: str, directory: Path) -> list[dict[str, Any]]:
-    """Every rollout saved in the run's checkpoint (as dicts)."""
+def journal_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a journal checkpoint (its header left out); [] while it cannot be read."""
     import json
 
-    if method == "gepa":
-        data = json.loads((directory / "ckpt" / "gepa_state.json").read_text())
-        return [r for _, _, r in data["state"]["rollouts"]]
-    data = json.loads((directory / "study.db.state.json").read_text())
-    return [r for _, _, r in data["cache"]]
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            break  # a torn last line
+    return out
+
+
+def checkpoint_files(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".db")]
+
+
+def saved_rollouts(directory: Path) -> list[dict[str, Any]]:
+    """Every rollout the checkpoints under `directory` hold (as dicts): journal records or a JSON state's cache."""
+    import json
+
+    out = [r["r"] for p in directory.rglob("journal.jsonl") for r in journal_records(p) if r.get("t") == "r"]
+    for p in directory.rglob("*.state.json"):
+        out.extend(r for _, _, r in json.loads(p.read_text())["cache"])
+    return out
+
+
+def steps_done(directory: Path) -> int:
+    """Steps (generations, trial batches) a checkpoint under `directory` has recorded as finished; 0 while none
+    can be read."""
+    import json
+
+    journals = list(directory.rglob("journal.jsonl"))
+    if journals:
+        return sum(1 for r in journal_records(journals[0]) if r.get("t") == "s" and "best" in r)
+    for p in directory.rglob("*.state.json"):
+        try:
+            return len(json.loads(p.read_text())["trials"])
+        except (OSError, ValueError):
+            return 0
+    return 0
+
+
+def checkpoint_rollouts(method: str, directory: Path) -> list[dict[str, Any]]:
+    """Every rollout saved in the run's checkpoint (as dicts)."""
+    return saved_rollouts(directory)

@@ -44,8 +44,11 @@ async def test_scores_are_reused_never_rerun_and_events_flow():
     assert outcome.rollouts_used == task.total
     initial = next(r for r in outcome.records if r.origin == "initial")
     assert initial.id == "i0d0" and initial.candidate == INITIAL and initial.val_scores
-    best = outcome.record(outcome.best_id)
-    assert best.val_mean >= initial.val_mean
+    # The winner is chosen on validation: the initial combination is always among the validated, and the best
+    # has the highest validation mean of them.
+    validated = [r for r in outcome.records if r.val_scores]
+    assert initial in validated and all(len(r.val_scores) == 12 for r in validated)
+    assert outcome.record(outcome.best_id).val_mean == max(r.val_mean for r in validated)
     assert len({r.id for r in outcome.records}) == len(outcome.records)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from rollouts_dspy import LLMCallError
 from rollouts_dspy.prompt_optimization.mipro import dedupe_instructions, parse_instruction
 from rollouts_dspy.prompt_optimization.mipro.proposals import (
     proposal_messages,
@@ -61,5 +62,19 @@ async def test_garbage_or_failing_proposer_leaves_only_the_original():
         result = await propose_for_component(FakeProposer(mode), current="Original.", summary="", pool=[],
                                              num_candidates=5, tips=("",), per_prompt=3, seed=0)
         assert result.instructions == ("Original.",) and len(result.warnings) == 4
-    summary = await summarize_dataset(FakeProposer("raise"), [{"q": 1}])
-    assert summary.instructions == ("Rows are short queries with one label each.",) or summary.warnings
+    summary = await summarize_dataset(FakeProposer("raise"), [{"q": 1}])  # this fake still answers summaries
+    assert summary.instructions == ("Rows are short queries with one label each.",) and summary.warnings == ()
+
+
+class _DownProposer:
+    """A LanguageModel whose provider is down: every call fails after its retries."""
+
+    async def complete(self, messages):
+        raise LLMCallError("ServiceUnavailableError", "provider down", retryable=True, attempts=3)
+
+
+async def test_a_failed_dataset_summary_is_empty_and_says_why():
+    summary = await summarize_dataset(_DownProposer(), [{"q": 1}])
+    assert summary.instructions == ("",)
+    assert len(summary.warnings) == 1 and "dataset summary failed" in summary.warnings[0]
+    assert "provider down" in summary.warnings[0]

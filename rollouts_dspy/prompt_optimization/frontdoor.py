@@ -1,0 +1,101 @@
+"""The rollouts front door, once for both methods: `run_gepa` and `run_mipro` are this pipeline with their engine.
+
+Check everything before the first LLM call, build the run's LLMSession, TemplateTask and optimizer model, tell the
+engine what identifies the run's world (so a checkpoint of another dataset or model is refused), run it and
+convert its outcome to an OptimizationResult.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..dtypes import Endpoint, ScoreFn
+from ..errors import ConfigError
+from ..llm import LLMSession, check_api_keys, check_priced
+from ..runtime import RunContext
+from .events import LinePrinter, Reporter
+from .protocols import LanguageModel, Task
+from .template_task import EndpointModel, EnvironmentFactory, TemplateTask, preflight
+from .types import Candidate, OptimizationResult, PromptTemplate, SearchOutcome
+
+__all__ = ["Method", "dataset_hash", "model_identity", "run_template_search", "world_fingerprint"]
+
+Engine = Callable[..., Awaitable[SearchOutcome]]
+"""`engine(task, model, initial, config, *, reporter, context) -> SearchOutcome` (optimize_gepa/optimize_mipro)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One optimizer as the front door runs it: its name, the role of its own model, its config type and engine."""
+
+    name: str
+    model_role: str
+    config_type: type
+    engine: Engine
+
+
+def dataset_hash(dataset: Sequence[Any]) -> str:
+    blob = json.dumps(list(dataset), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def model_identity(endpoint: Endpoint) -> list[Any]:
+    """What a checkpoint must agree on about an endpoint: the model that answers, not where it is reached (a new
+    proxy URL or a server on another port serves the same model, so api_base is left out)."""
+    return [endpoint.provider, endpoint.model, endpoint.temperature]
+
+
+def world_fingerprint(template: PromptTemplate, dataset: Sequence[Any], endpoint: Endpoint, optimizer: Endpoint,
+                      agent: bool) -> dict[str, Any]:
+    return {"dataset": dataset_hash(dataset), "user_template": template.user_template,
+            "endpoint": model_identity(endpoint), "optimizer_endpoint": model_identity(optimizer), "agent": agent}
+
+
+def resume_hint(checkpoint_dir: str | None) -> str:
+    if checkpoint_dir:
+        return f"run it again with the same checkpoint directory ({checkpoint_dir}) to resume once it answers"
+    return "nothing was checkpointed: give the config a checkpoint directory to make a run resumable"
+
+
+async def run_template_search(
+    method: Method,
+    initial_template: PromptTemplate,
+    config: Any,
+    dataset: Sequence[Mapping[str, Any]],
+    endpoint: Endpoint,
+    optimizer_endpoint: Endpoint,
+    score_fn: ScoreFn,
+    environment_factory: EnvironmentFactory | None,
+    *,
+    reporter: Reporter | None,
+    progress: bool,
+) -> OptimizationResult:
+    """The pipeline behind run_gepa/run_mipro (see the module doc)."""
+    if not isinstance(initial_template, PromptTemplate):
+        raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial_template).__name__}")
+    if not isinstance(config, method.config_type):
+        raise ConfigError(f"config must be a {method.config_type.__name__}, but got {type(config).__name__}")
+    owner = method.config_type.__name__
+    preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
+              val_seeds=config.val_seeds, owner=owner, stacklevel=4)
+    check_api_keys(endpoint, optimizer_endpoint)
+    check_priced(config.max_cost_usd, endpoint, optimizer_endpoint)
+    if reporter is None and progress:
+        reporter = LinePrinter()
+    session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
+    task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
+                              environment_factory=environment_factory)
+    model: LanguageModel = EndpointModel(optimizer_endpoint, session, method.model_role)
+    context = RunContext(
+        fingerprint=world_fingerprint(initial_template, dataset, endpoint, optimizer_endpoint,
+                                      environment_factory is not None),
+        resume_hint=resume_hint(config.checkpoint_dir),
+        counters=lambda: {role: {"retries": s.retries} for role, s in session.stats.items()},
+    )
+    outcome = await method.engine(task, model, Candidate.from_template(initial_template), config,
+                                  reporter=reporter, context=context)
+    return outcome.to_result(initial_template, method=method.name, seed=config.seed, config=config.to_dict())
