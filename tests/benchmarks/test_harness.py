@@ -35,21 +35,28 @@ def test_rounds_follow_the_longest_dependency_not_the_request_count():
 
 
 def test_metered_server_counts_sequential_and_concurrent_requests():
-    import litellm
+    import threading
+    import urllib.request
 
     from benchmarks.metered_server import MeteredServer
 
-    def ask(server):
-        litellm.completion(model="openai/scripted-task", api_base=server.base_url, api_key="x",
-                           messages=[{"role": "user", "content": "Query: hello"}])
+    def ask(server, barrier=None):
+        body = json.dumps({"model": "scripted-task", "messages": [{"role": "user", "content": "Query: hi"}]})
+        request = urllib.request.Request(f"{server.base_url}/chat/completions", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        if barrier is not None:
+            barrier.wait()  # all four are sent together, well inside one latency
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
-    with MeteredServer(latency=0.05) as server:
+    with MeteredServer(latency=0.3) as server:
         ask(server)
         ask(server)
         assert server.stats().to_dict()["critical_path"]["rounds"] == 2
         server.reset_stats()
+        barrier = threading.Barrier(4)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda _: ask(server), range(4)))
+            list(pool.map(lambda _: ask(server, barrier), range(4)))
         path = server.stats().to_dict()["critical_path"]
         assert path["requests"] == 4 and path["rounds"] == 1
 
