@@ -15,31 +15,41 @@ __all__ = ["dspy_gepa_breakdown", "records_breakdown"]
 
 
 def records_breakdown(records: Iterable[Any], train_seeds: Sequence[int], val_seeds: Sequence[int],
-                      minibatch_size: int | None, rollouts_used: int) -> dict[str, Any]:
-    """{"initial": root's evaluation, "minibatch": children's gating rollouts, "full": children's full
-    evaluations beyond their minibatch, "validation": rollouts on val_seeds, "other": the rest of rollouts_used
-    (bootstrapping, failed rollouts that left no score), counts of children, accepted children}."""
-    train = set(train_seeds)
+                      minibatch_size: int | None, rollouts_used: int,
+                      compared_on: Sequence[int] = ()) -> dict[str, Any]:
+    """{"initial": the start's evaluation, "minibatch": gating rollouts, "full": accepted children's evaluations
+    on the samples candidates are compared on (beyond their minibatch), "validation": rollouts on validation
+    samples, "other": the rest of rollouts_used (bootstrapping, failed rollouts that left no score), counts of
+    children and of children evaluated in full}.
+
+    With `compared_on` (the engine's Pareto set) a training rollout is a full evaluation when its sample is in
+    that set and a minibatch rollout otherwise (parents run on their children's minibatch too). Without it every
+    training sample is compared on, and a child run on all of them spent its first `minibatch_size` rollouts on
+    its gating minibatch."""
     out = {"initial": 0, "minibatch": 0, "full": 0, "validation": 0, "children": 0, "full_children": 0}
+    compared = set(compared_on) or set(train_seeds)
     for record in records:
-        scored = len(record.train_scores)
         out["validation"] += len(record.val_scores)
-        if record.origin == "initial":
-            out["initial"] += scored
-            continue
-        if scored == 0 and not record.val_scores:
-            continue
-        out["children"] += 1
-        if train and train <= set(record.train_scores):
-            out["full_children"] += 1
-            gate = min(minibatch_size or 0, scored)
+        root = record.origin == "initial"
+        if not root and (record.train_scores or record.val_scores):
+            out["children"] += 1
+            out["full_children"] += bool(compared) and compared <= set(record.train_scores)
+        if compared_on:
+            inside = sum(1 for i in record.train_scores if i in compared)
+            out["initial" if root else "full"] += inside
+            out["minibatch"] += len(record.train_scores) - inside
+        elif root:
+            out["initial"] += len(record.train_scores)
+        elif compared <= set(record.train_scores):
+            gate = min(minibatch_size or 0, len(record.train_scores))
             out["minibatch"] += gate
-            out["full"] += scored - gate
+            out["full"] += len(record.train_scores) - gate
         else:
-            out["minibatch"] += scored
+            out["minibatch"] += len(record.train_scores)
     counted = out["initial"] + out["minibatch"] + out["full"] + out["validation"]
     out["other"] = rollouts_used - counted
     out["rollouts_used"] = rollouts_used
+    out["compared_on"] = len(compared_on) or None
     return out
 
 

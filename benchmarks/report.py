@@ -145,6 +145,10 @@ def _breakdown_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         parts = [p for p in parts if p]
         if row["kind"] != "gepa" or not parts or row["suite"] != "quality":
             continue
+        if any("unknown" in p for p in parts):
+            body.append([row["world"], str(row["budget"]), row["contender"],
+                         f"n/a: {next(p['unknown'] for p in parts if 'unknown' in p)}", *[""] * (len(head) - 4)])
+            continue
 
         def avg(key: str, parts: list[dict[str, Any]] = parts) -> str:
             return fmt(mean([p.get(key) for p in parts]), ".0f")

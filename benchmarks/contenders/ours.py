@@ -75,14 +75,25 @@ def _final_spec(result: Any) -> dict[str, Any]:
     return messages_spec([m.to_openai() for m in probe[:-1]])
 
 
+def _breakdown(result: Any, config: dict[str, Any], train: tuple[int, ...]) -> dict[str, Any]:
+    """The budget breakdown of a rollouts front-door result. An engine that compares candidates on a subset
+    (SearchOutcome.compared_on) needs that subset to classify rollouts; the result must then say it too."""
+    from rollouts_dspy.prompt_optimization.types import SearchOutcome
+
+    compared = getattr(result, "compared_on", None)
+    if compared is None and "compared_on" in getattr(SearchOutcome, "__dataclass_fields__", {}):
+        return {"unknown": "OptimizationResult does not say which samples candidates were compared on"}
+    return records_breakdown(result.candidates, train, tuple(config.get("val_seeds") or ()),
+                             config.get("minibatch_size"), result.rollouts_used, tuple(compared or ()))
+
+
 def _extra(result: Any, names: tuple[str, ...], train: tuple[int, ...]) -> dict[str, Any]:
     config = dict(result.config or {})
     return {
         "usage": {k: dict(v) for k, v in result.usage.items()}, "stop_reason": result.stop_reason,
         "rollouts_used": result.rollouts_used, "candidates": len(result.candidates),
         "settings": settings_of(config, names), "generations_run": len(result.history),
-        "breakdown": records_breakdown(result.candidates, train, tuple(config.get("val_seeds") or ()),
-                                       config.get("minibatch_size"), result.rollouts_used),
+        "breakdown": _breakdown(result, config, train),
     }
 
 
@@ -129,7 +140,8 @@ def _dspy_extra(compiled: Any, names: tuple[str, ...], n_train: int) -> dict[str
         "candidates": len(outcome.records), "settings": settings_of(config, names),
         "generations_run": len(outcome.history), "usage": {k: dict(v) for k, v in result.usage.items()},
         "breakdown": records_breakdown(outcome.records, train, tuple(config.get("val_seeds") or ()),
-                                       config.get("minibatch_size"), outcome.rollouts_used),
+                                       config.get("minibatch_size"), outcome.rollouts_used,
+                                       tuple(getattr(outcome, "compared_on", ()) or ())),
     }
 
 

@@ -155,6 +155,21 @@ def test_breakdown_splits_rollouts_into_initial_minibatch_full_and_validation():
     assert (out["children"], out["full_children"], out["other"]) == (2, 1, 2)
 
 
+def test_breakdown_with_a_pareto_set_counts_samples_outside_it_as_minibatch_rollouts():
+    train, pareto = tuple(range(10)), (0, 1, 2, 3)
+
+    def rec(origin, train_idx, val_idx=()):
+        return SimpleNamespace(origin=origin, train_scores={i: 0.0 for i in train_idx},
+                               val_scores={i: 0.0 for i in val_idx})
+
+    # the start on the Pareto set and, as a parent, on a gating minibatch; an accepted and a rejected child
+    records = [rec("initial", (0, 1, 2, 3, 7, 8), (20, 21)), rec("mutation", (0, 1, 2, 3, 7, 8), (20, 21)),
+               rec("mutation", (7, 8))]
+    out = records_breakdown(records, train, (), minibatch_size=2, rollouts_used=20, compared_on=pareto)
+    assert (out["initial"], out["minibatch"], out["full"], out["validation"]) == (4, 6, 4, 4)
+    assert (out["children"], out["full_children"], out["other"]) == (2, 1, 2)
+
+
 # -- goal verdicts -------------------------------------------------------------------------------------------------
 def _row(contender, gain, seeds=6, over=0, final=0.3, rollouts=1500, runs=()):
     return {"suite": "quality", "world": "banking77-20", "budget": 3000, "contender": contender, "final_mean": final,
