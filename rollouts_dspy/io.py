@@ -151,6 +151,8 @@ def result_to_dict(result: OptimizationResult) -> dict[str, Any]:
         "usage": _json_safe(result.usage),
         "config": _json_safe(result.config),
         **({"front": result.front.to_dict()} if result.front is not None else {}),
+        "compared_on": list(result.compared_on),
+        "compared_split": result.compared_split,
     }
 
 
@@ -194,6 +196,8 @@ def _result(data: Mapping[str, Any]) -> OptimizationResult:
         stop_reason=str(data.get("stop_reason", "")),
         config=_mapping(data.get("config", {}), "config"),
         front=_front(data.get("front")),
+        compared_on=tuple(_int(i, "compared_on") for i in _list(data, "compared_on")),
+        compared_split=str(data.get("compared_split", "train")),
     )
 
 

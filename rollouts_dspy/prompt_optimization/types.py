@@ -217,6 +217,10 @@ class OptimizationResult:
     front: Any = None
     """With several objectives (GEPAConfig.objectives): an `ObjectiveFront` -- every candidate's objective values,
     the Pareto front and the best candidate per objective (ids of `candidates`). None otherwise."""
+    compared_on: tuple[int, ...] = ()
+    """The row indices candidates were compared on during the search (GEPA's Pareto set), and `compared_split`
+    which scores hold them ('train': `train_scores`, 'val': `val_scores`)."""
+    compared_split: str = "train"
 
 
 @dataclass(frozen=True)
@@ -267,4 +271,6 @@ class SearchOutcome:
             stop_reason=self.stop_reason,
             config=dict(config or {}),
             front=self.front,
+            compared_on=tuple(self.compared_on),
+            compared_split=self.compared_split,
         )
