@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dtypes import Endpoint, ScoreFn, Usage
-from ..llm import LLMSession
-from ..runtime import ProviderUnavailableError
+from ..llm import LLMSession, check_api_keys
+from ..runtime import Budget as RunBudget
+from ..runtime import ProviderUnavailableError, Runtime
 from .budget import Budget, BudgetLedger
 from .protocols import Rollout, Task
 from .template_task import EnvironmentFactory, TemplateTask, preflight
@@ -161,10 +162,14 @@ async def evaluate_detailed(
     error and usage. Pass the same `cache` (a dict, keyed inside by endpoint) to several calls to never run a
     prompt twice on a sample with the same model."""
     preflight(template, dataset, score_fn, environment_factory, train_seeds=seeds, owner="evaluate_detailed")
+    check_api_keys(endpoint)
     session = session or LLMSession(max_concurrent=max_concurrent)
     task = TemplateTask(template, dataset, endpoint, score_fn, session, environment_factory=environment_factory)
-    evaluator = Evaluator(task, cache=None if cache is None else cache.setdefault(endpoint.identity(), {}))
-    by_index = await evaluator.evaluate(Candidate.from_template(template), seeds)
+    # An evaluation has no checkpoint: after an outage the way on is to run it again.
+    runtime = Runtime(method="evaluate", budget=RunBudget(), max_concurrent=max_concurrent,
+                      resume_hint="run the evaluation again once the provider answers")
+    runtime.cache = {} if cache is None else cache.setdefault(endpoint.identity(), {})
+    by_index = await runtime.evaluator(task).evaluate(Candidate.from_template(template), seeds)
     rollouts = tuple(by_index[i] for i in seeds)
     usage = Usage()
     failures: dict[str, int] = {}
