@@ -55,10 +55,11 @@ class JournalContents:
     counters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-def read_journal(path: str | os.PathLike[str], *, method: str, fingerprint: Mapping[str, Any]
+def read_journal(path: str | os.PathLike[str], *, method: str, fingerprint: Mapping[str, Any] | None
                  ) -> JournalContents | None:
     """The journal at `path` (None when there is none). A journal of another run setup, another method, a
-    newer version or with a damaged line (other than a torn last line) is a CheckpointError saying what to do."""
+    newer version or with a damaged line (other than a torn last line) is a CheckpointError saying what to do.
+    `fingerprint=None` reads any run's journal of `method` (e.g. to show the best so far of an interrupted run)."""
     target = Path(path)
     if not target.exists():
         return None
@@ -85,12 +86,12 @@ def read_journal(path: str | os.PathLike[str], *, method: str, fingerprint: Mapp
     _check_header(target, records[0], method, fingerprint)
     try:
         return _contents(records[0], records[1:])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise CheckpointError(f"checkpoint {target} is damaged ({type(exc).__name__}: {exc}); delete it to start "
                               "over") from None
 
 
-def _check_header(path: Path, head: Mapping[str, Any], method: str, fingerprint: Mapping[str, Any]) -> None:
+def _check_header(path: Path, head: Mapping[str, Any], method: str, fingerprint: Mapping[str, Any] | None) -> None:
     if head.get("kind") != KIND:
         raise CheckpointError(f"checkpoint {path} is not a rollouts-dspy journal; delete it to start over")
     version = head.get("version")
@@ -100,6 +101,8 @@ def _check_header(path: Path, head: Mapping[str, Any], method: str, fingerprint:
     if head.get("method") != method:
         raise CheckpointError(f"checkpoint {path} belongs to a {head.get('method')} run, not {method}; use another "
                               "checkpoint directory")
+    if fingerprint is None:
+        return
     saved = head.get("fingerprint")
     wanted = json.loads(_dumps(dict(fingerprint)))
     if saved != wanted:

@@ -171,30 +171,31 @@ def test_gepa_checkpoint_reader_on_damaged_state(data, tmp_path):
         assert CHECKPOINT_FILE in str(exc)
 
 
-def _mipro_state() -> dict[str, Any]:
-    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, TrialEntry
-
+def _journal_records() -> list[dict[str, Any]]:
+    """A small valid MIPRO journal, as written by the runtime (header, admission, rollout, answer, step marker)."""
     rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
-    trial = TrialEntry(0, "i0d0", {"system": (0, 0)}, {0: 1.0}, 1.0, GenerationStats(0, 1.0, 1.0, 1, 1, 5, 0.0, 0.1))
-    state = MiproState("fp", {"system": ["Classify.", "Classify well."]}, {"system": [(), ({"input": "a",
-                                                                                            "output": "b"},)]},
-                       summary="s", trials={0: trial}, full_evaluated=["i0d0"], cache={(CANDIDATE.key, 0): rollout},
-                       rollouts_used=1)
-    return state.to_dict()
+    best = {"id": "i0d0", "candidate": CANDIDATE.to_dict(), "score": 1.0, "scored_on": "minibatch", "generation": 0}
+    return [{"kind": "rollouts-dspy/journal", "version": 1, "method": "mipro", "fingerprint": {"seed": 1}},
+            {"t": "admit", "n": 1}, {"t": "r", "k": CANDIDATE.key, "r": rollout.to_dict()},
+            {"t": "a", "d": "abc", "role": "proposer", "text": "New instruction.", "u": [1, 2, 0.0, 1]},
+            {"t": "s", "n": 1, "elapsed": 0.5, "best": best}]
 
 
 @SETTINGS
 @given(data=st.data())
-def test_mipro_state_reader_on_damaged_state(data, tmp_path):
-    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, state_path
+def test_the_journal_reader_on_damaged_records(data, tmp_path):
+    """MIPRO's checkpoint is the run's journal: any damage gives its contents or a CheckpointError naming it."""
+    from rollouts_dspy.runtime import JOURNAL_FILE, read_journal
 
-    storage = str(tmp_path / "study.db")
-    damaged = _mutations(data, _mipro_state())
-    state_path(storage).write_text(json.dumps(damaged))
+    records = _journal_records()
+    k = data.draw(st.integers(0, len(records) - 1))
+    records[k] = _mutations(data, records[k])
+    path = tmp_path / JOURNAL_FILE
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
     try:
-        MiproState.load(storage, "fp")
+        read_journal(path, method="mipro", fingerprint={"seed": 1})
     except CheckpointError as exc:
-        assert "study.db" in str(exc)
+        assert JOURNAL_FILE in str(exc)
 
 
 # The CLI's own inputs: a run config (TOML) and its dataset file. Anything gives a config / rows or our error.
