@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from .dtypes import Endpoint, Message, Tool, ToolCall, Usage
+from .runtime.errors import ProviderError
 
 __all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "check_priced", "litellm_module",
            "redact_secrets"]
@@ -38,15 +39,12 @@ def litellm_module() -> ModuleType:
     return _litellm
 
 
-class LLMCallError(Exception):
-    """An LLM call that failed for good. `kind` names the failure; `retryable` says whether it was transient."""
+class LLMCallError(ProviderError):
+    """An LLM call that failed for good. `kind` names the failure; `retryable` says whether it was transient.
+    A ProviderError, so the runtime's outage detector can tell a provider failure from anything else."""
 
     def __init__(self, kind: str, message: str, *, retryable: bool, attempts: int) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
-        self.retryable = retryable
-        self.attempts = attempts
+        super().__init__(kind, message, retryable=retryable, attempts=attempts)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..dtypes import Endpoint, ScoreFn, Usage
 from ..llm import LLMSession
+from ..runtime.errors import ProviderUnavailableError  # one class for every front door and engine
 from .budget import Budget, BudgetLedger
 from .protocols import Rollout, Task
 from .template_task import EnvironmentFactory, TemplateTask, preflight
@@ -25,21 +26,6 @@ __all__ = [
 
 DEFAULT_OUTAGE_THRESHOLD = 8
 """Consecutive rollouts that fail on the LLM call (after their own retries) before the provider counts as down."""
-
-
-class ProviderUnavailableError(RuntimeError):
-    """The provider failed every rollout in a row (after retries): the run stops instead of scoring nothing.
-
-    Raised by `Evaluator.evaluate`; engines write their checkpoint and let it propagate, so the run can be
-    resumed once the provider is back. `last_error` is the provider's last message."""
-
-    def __init__(self, failures: int, last_error: str) -> None:
-        super().__init__(
-            f"the LLM provider failed {failures} rollouts in a row after retries; stopping the run "
-            f"(resume it once the provider answers again). Last error: {last_error}"
-        )
-        self.failures = failures
-        self.last_error = last_error
 
 
 def mean_score(rollouts: Iterable[Rollout]) -> float | None:
