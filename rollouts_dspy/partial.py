@@ -1,8 +1,8 @@
 """The best candidate found so far by an interrupted run, read from its checkpoint (used by the CLI on Ctrl-C).
 
-The engines write their checkpoint after every generation (GEPA) or batch of trials (MIPRO) and once more when
-interrupted, so the best template so far can be recovered without the run's return value. The states are read
-with the engines' own classes, so this module follows their formats.
+GEPA writes its checkpoint after every generation and once more when interrupted; the states are read with the
+engine's own classes. MIPRO journals its own best so far at every trial (a step marker of the run's journal), so
+this module reads that choice instead of making one.
 """
 
 from __future__ import annotations
@@ -12,14 +12,7 @@ from pathlib import Path
 from .prompt_optimization.checkpoint import read_json_state
 from .prompt_optimization.types import Candidate, PromptTemplate
 
-__all__ = ["best_so_far", "mipro_storage", "state_exists"]
-
-MIPRO_STUDY = "mipro_study.db"
-
-
-def mipro_storage(state_dir: Path) -> Path:
-    """Where the CLI keeps a MIPRO run's Optuna study (its JSON state sits beside it)."""
-    return state_dir / MIPRO_STUDY
+__all__ = ["best_so_far", "state_exists"]
 
 
 def state_exists(state_dir: Path) -> bool:
@@ -58,24 +51,12 @@ def _gepa(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
 
 
 def _mipro(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
-    from .prompt_optimization.mipro.state import KIND, VERSION, MiproState, state_path
+    """The engine's own best so far, as its last step marker in the run's journal recorded it."""
+    from .runtime import JOURNAL_FILE, read_journal
 
-    data = read_json_state(state_path(str(mipro_storage(state_dir))), kind=KIND, version=VERSION)
-    if data is None:
+    contents = read_journal(state_dir / JOURNAL_FILE, method="mipro", fingerprint=None)
+    best = None if contents is None else contents.best
+    if not best:
         return None
-    state = MiproState.from_dict(data)
-    pooled: dict[str, dict[int, float]] = {}
-    choices = {}
-    for _, trial in sorted(state.trials.items()):
-        pooled.setdefault(trial.combo, {}).update(trial.scores)
-        choices.setdefault(trial.combo, (trial.number, trial.choice))
-    ranked = [(sum(s.values()) / len(s), -choices[c][0], c) for c, s in pooled.items() if s]
-    if not ranked:
-        return None
-    mean, _, combo = max(ranked)
-    number, choice = choices[combo]
-    candidate = Candidate.from_template(base)
-    for component, (i, d) in choice.items():
-        candidate = candidate.with_instruction(component, state.instructions[component][i])
-        candidate = candidate.with_demos(component, state.demo_sets[component][d])
-    return candidate.to_template(base, score=mean, generation=number, id=combo)
+    return Candidate.from_dict(best["candidate"]).to_template(base, score=best["score"],
+                                                              generation=int(best["generation"]), id=best["id"])

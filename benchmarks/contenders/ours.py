@@ -36,7 +36,7 @@ def gepa_settings(budget: int, n_train: int) -> dict[str, Any]:
 def mipro_settings(budget: int, n_train: int, n_dev: int) -> dict[str, Any]:
     return {"num_candidates": 6, "num_trials": max(3, budget // 5),
             "minibatch_size": min(35, max(5, n_dev // 2), n_dev), "max_bootstrapped_demos": 4,
-            "max_labeled_demos": 4, "num_demo_sets": 6}
+            "max_labeled_demos": 4, "num_demo_sets": 6, "num_top_for_validation": 1}
 
 
 def _endpoints(ctx: RunContext):

@@ -32,7 +32,6 @@ from .program_task import ProgramTask, apply_candidate, candidate_of, check_pric
 __all__ = ["RolloutsMIPRO"]
 
 DEFAULT_THREADS = 8
-STUDY_FILE = "mipro_study.json"
 
 
 def mipro_split(trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> bridge.Split:
@@ -53,7 +52,7 @@ class RolloutsMIPRO(Teleprompter):
     of the output fields against the labels), `prompt_model` (proposes instructions; default: the LM in effect
     at compile time), `task_model` (runs the program; default: the LM in effect), `max_bootstrapped_demos`,
     `max_labeled_demos`, `auto` ("light" | "medium" | "heavy" | None), `num_candidates` (instruction
-    candidates and demo sets; required when auto is None), `num_threads`, `seed`, `log_dir` (the Optuna study
+    candidates and demo sets; required when auto is None), `num_threads`, `seed`, `log_dir` (the run's journal
     and proposals are stored there; rerunning with it resumes) and `metric_threshold` (a run becomes a
     bootstrapped demo when its score reaches it; default 1.0).
 
@@ -107,10 +106,10 @@ class RolloutsMIPRO(Teleprompter):
         self.reporter = reporter
 
     def _overrides(self) -> dict[str, Any]:
-        names = {f.name for f in dataclasses.fields(MIPROConfig)}
+        names = {f.name for f in dataclasses.fields(MIPROConfig) if f.init}
         if isinstance(self.config, MIPROConfig):
             overrides = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(MIPROConfig)
-                         if getattr(self.config, f.name) != f.default}
+                         if f.init and getattr(self.config, f.name) != f.default}
         else:
             overrides = dict(self.config or {})
         bad = sorted(set(overrides) - names)
@@ -142,7 +141,7 @@ class RolloutsMIPRO(Teleprompter):
             train_seeds=train, val_seeds=val, seed=self.seed if seed is None else seed,
             full_eval_every=minibatch_full_eval_steps, max_rollouts=self.max_rollouts,
             max_cost_usd=self.max_cost_usd, max_concurrent=self.num_threads or DEFAULT_THREADS,
-            storage=os.path.join(self.log_dir, STUDY_FILE) if self.log_dir else None,
+            checkpoint_dir=self.log_dir,
         )
         if self.metric_threshold is not None:
             fields["bootstrap_threshold"] = self.metric_threshold

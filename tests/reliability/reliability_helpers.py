@@ -110,9 +110,7 @@ def popen(args: list[str], cwd: Path, **extra_env: str) -> subprocess.Popen:
 
 def storage_kw(method: str, directory: Path) -> dict[str, str]:
     """The config field that turns on checkpointing for `method`, pointing into `directory`."""
-    if method == "gepa":
-        return {"checkpoint_dir": str(directory / "ckpt")}
-    return {"storage": str(directory / "study.db")}
+    return {"checkpoint_dir": str(directory / "ckpt")}
 
 
 def config_for(method: str, directory: Path | None = None, **kw: Any) -> Any:
@@ -123,10 +121,27 @@ def config_for(method: str, directory: Path | None = None, **kw: Any) -> Any:
 
 def checkpoint_rollouts(method: str, directory: Path) -> list[dict[str, Any]]:
     """Every rollout saved in the run's checkpoint (as dicts)."""
+    return saved_rollouts(directory / "ckpt")
+
+
+def saved_rollouts(directory: Path) -> list[dict[str, Any]]:
+    """Every rollout the checkpoint under `directory` holds: GEPA's JSON state, or a run journal (MIPRO)."""
     import json
 
-    if method == "gepa":
-        data = json.loads((directory / "ckpt" / "gepa_state.json").read_text())
-        return [r for _, _, r in data["state"]["rollouts"]]
-    data = json.loads((directory / "study.db.state.json").read_text())
-    return [r for _, _, r in data["cache"]]
+    journal = next(directory.rglob("journal.jsonl"), None)
+    if journal is not None:
+        lines = journal.read_text().splitlines()[1:]
+        return [record["r"] for record in map(json.loads, lines) if record["t"] == "r"]
+    state = next(p for p in directory.rglob("*.json") if "state" in p.name)
+    return [r for _, _, r in json.loads(state.read_text())["state"]["rollouts"]]
+
+
+def journal_steps(path: Path) -> int:
+    """Finished steps (MIPRO trials) recorded in a run's journal; 0 while there is none."""
+    from rollouts_dspy.runtime import read_journal
+
+    try:
+        contents = read_journal(path, method="mipro", fingerprint=None)
+    except Exception:  # noqa: BLE001 - a journal being written may be read mid-line
+        return 0
+    return 0 if contents is None else contents.steps

@@ -20,12 +20,15 @@ LONG = {"gepa": {"generations": 5}, "mipro": {"num_trials": 10}}
 
 
 def steps_done(method: str, state_dir) -> int:
-    name = "gepa_state.json" if method == "gepa" else "mipro_study.db.state.json"
+    if method == "mipro":
+        from reliability_helpers import journal_steps
+
+        return journal_steps(state_dir / "journal.jsonl")
     try:
-        data = json.loads((state_dir / name).read_text())
+        data = json.loads((state_dir / "gepa_state.json").read_text())
     except (OSError, ValueError):
         return 0
-    return data["state"]["generation"] if method == "gepa" else len(data["trials"])
+    return data["state"]["generation"]
 
 
 @pytest.mark.parametrize("method", ["gepa", "mipro"])

@@ -18,11 +18,11 @@ METHODS = ["gepa", "mipro"]
 
 
 def storage(method: str, tmp_path) -> dict:
-    return {"checkpoint_dir": str(tmp_path / "ckpt")} if method == "gepa" else {"storage": str(tmp_path / "study.db")}
+    return {"checkpoint_dir": str(tmp_path / "ckpt")}
 
 
 def checkpoint_files(tmp_path) -> list:
-    return [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".db")]
+    return [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -4,7 +4,7 @@ as a measured score) and the run goes on."""
 from __future__ import annotations
 
 import pytest
-from reliability_helpers import checkpoint_rollouts, config_for, intent_score, measured_scores, run
+from reliability_helpers import checkpoint_rollouts, config_for, intent_score, measured_scores, run, saved_rollouts
 
 from rollouts_dspy.dtypes import Metric, Score
 from rollouts_dspy.environments.calculator import CalculatorEnvironment
@@ -84,8 +84,6 @@ async def test_an_environment_that_raises_on_some_samples(method, server, tmp_pa
 def test_the_dspy_teleprompters_record_metric_errors_and_permanent_provider_errors(teleprompter, tmp_path):
     """DSPy front door: a metric that raises on some examples leaves them unmeasured with the error; a prompt over
     the context window is the program's failure (failure_score, error recorded); the run goes on."""
-    import json
-
     dspy = pytest.importorskip("dspy")
     from reliability_helpers import DATA
 
@@ -117,9 +115,7 @@ def test_the_dspy_teleprompters_record_metric_errors_and_permanent_provider_erro
         # first (a permanent provider error: failure_score).
         scores = {**record.train_scores, **record.val_scores}
         assert all(s == 0.0 for i, s in scores.items() if cursed(i)), scores
-    state = next(p for p in tmp_path.rglob("*.json") if "state" in p.name)
-    data_ = json.loads(state.read_text())
-    rollouts = [r for _, _, r in (data_["state"]["rollouts"] if "state" in data_ else data_["cache"])]
+    rollouts = saved_rollouts(tmp_path)
     metric_errors = [r for r in rollouts if r["error"] and r["error"]["kind"] == "score_fn"]
     assert metric_errors and all(r["score"] is None and "metric bug" in r["error"]["detail"] for r in metric_errors)
     task_errors = [r for r in rollouts if r["error"] and r["error"]["kind"] == "task"]

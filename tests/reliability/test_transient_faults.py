@@ -4,7 +4,6 @@ errors (context too long, bad request) are the prompt's failure: a recorded, mea
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import pytest
@@ -17,6 +16,7 @@ from reliability_helpers import (
     measured_scores,
     mipro_config,
     run,
+    saved_rollouts,
     task_requests,
 )
 
@@ -76,7 +76,7 @@ async def test_a_run_on_a_flaky_provider_completes_with_retries_counted(method, 
 @pytest.mark.parametrize("kind", ["context_length", "400"])
 async def test_permanent_errors_score_the_prompt_zero_without_retrying(method, kind, tmp_path):
     with flaky(rate=0.15, kinds=(kind,), seed=2) as bad:
-        storage = {"checkpoint_dir": str(tmp_path)} if method == "gepa" else {"storage": str(tmp_path / "s.db")}
+        storage = {"checkpoint_dir": str(tmp_path)}
         cfg = (gepa_config(generations=2, **storage) if method == "gepa"
                else mipro_config(num_trials=2, **storage))
         result = await run(method, bad, cfg)
@@ -85,10 +85,7 @@ async def test_permanent_errors_score_the_prompt_zero_without_retrying(method, k
     assert all(u["retries"] == 0 for u in result.usage.values()), result.usage  # permanent: never retried
     assert sum(u["failures"] for u in result.usage.values()) == injected
     # The rollouts that hit the error are measured zeros with the error recorded in the checkpoint.
-    state_file = next(p for p in tmp_path.iterdir() if p.suffix == ".json")
-    text = state_file.read_text()
-    data = json.loads(text)
-    rollouts = [r for _, _, r in (data["state"]["rollouts"] if method == "gepa" else data["cache"])]
+    rollouts = saved_rollouts(tmp_path)
     failed = [r for r in rollouts if r["error"]]
     assert failed and all(r["error"]["kind"] == "prompt" and r["score"] == 0.0 for r in failed)
     assert all(r["error"]["detail"] for r in failed)
