@@ -70,7 +70,7 @@ class MIPROConfig:
     checkpoint_dir: str | None = None
     storage: str | None = None
     tips: tuple[str, ...] = DEFAULT_TIPS
-    proposal_demos: int = 10
+    proposal_demos: int = 40
     proposal_failures: int = 0
     summary_examples: int = 12
     program_aware: bool = True

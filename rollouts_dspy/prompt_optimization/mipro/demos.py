@@ -90,10 +90,11 @@ def labeled_pool(task: Task, order: Sequence[int], component: str, limit: int) -
 
 
 def bootstrap_target(max_bootstrapped: int, num_demo_sets: int) -> int:
-    """Successful runs wanted as bootstrapped demos: enough for each random demo set to draw a different mix."""
+    """Successful runs wanted as bootstrapped demos: enough for the random demo sets to draw different mixes
+    (at most four sets' worth: more of the starting point's runs buy little)."""
     if max_bootstrapped == 0:
         return 0
-    return max_bootstrapped * max(1, num_demo_sets - 3)
+    return max_bootstrapped * max(1, min(num_demo_sets - 3, 4))
 
 
 def bootstrap_limit(max_bootstrapped: int, num_demo_sets: int, num_train: int, cap: int | None) -> int:
