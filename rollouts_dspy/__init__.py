@@ -48,7 +48,7 @@ _EXPORTS: dict[str, str] = {
     "EvaluationReport": "rollouts_dspy.prompt_optimization.evaluation",
     "evaluate_detailed": "rollouts_dspy.prompt_optimization.evaluation",
     "evaluate_template": "rollouts_dspy.prompt_optimization.evaluation",
-    "ProviderUnavailableError": "rollouts_dspy.prompt_optimization.evaluation",
+    "ProviderUnavailableError": "rollouts_dspy.runtime",
     "Rollout": "rollouts_dspy.prompt_optimization.protocols",
     "LinePrinter": "rollouts_dspy.prompt_optimization.events",
     # GEPA

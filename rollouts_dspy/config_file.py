@@ -2,7 +2,7 @@
 
 Every error is a ConfigError that names the file, the key and what was expected, e.g.
 `run.toml: [dataset] train: expected a fraction (0.6), a list of row indices or a range "0:100", got true`.
-Relative paths in the file are relative to the file's folder. The tables (README, "The run config"):
+Relative paths in the file are relative to the file's folder. The tables (docs/cli.md, "The run config"):
 
     [template]            system, user_template, few_shot = [{input, output}] | file = "best.json"
     [dataset]             path, format, inputs, label, train, val, test, seed, limit

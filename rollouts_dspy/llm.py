@@ -40,8 +40,8 @@ def litellm_module() -> ModuleType:
 
 
 class LLMCallError(ProviderError):
-    """An LLM call that failed for good. `kind` names the failure; `retryable` says whether it was transient.
-    A ProviderError, so the runtime's outage detector can tell a provider failure from anything else."""
+    """An LLM call that failed for good. `kind` names the failure; `retryable` says whether it was transient
+    (the runtime's outage detector reads both, see `ProviderError.outage`)."""
 
     def __init__(self, kind: str, message: str, *, retryable: bool, attempts: int) -> None:
         super().__init__(kind, message, retryable=retryable, attempts=attempts)

@@ -76,7 +76,7 @@ class RichReporter:
         self.best: float | None = None
         self.mean: float | None = None
         self.tokens = 0
-        self.cost = 0.0
+        self.cost: float | None = 0.0
         self.started = clock()
         self.warnings: list[str] = []
         self._live = None
@@ -108,9 +108,9 @@ class RichReporter:
             self.mean = s.mean_score
             self.best = event.best_so_far if event.best_so_far is not None else self.best
             self.rollouts = max(self.rollouts, s.rollouts_used)
-            self.tokens, self.cost = max(self.tokens, s.tokens), max(self.cost, s.cost_usd)
+            self.tokens, self.cost = max(self.tokens, s.tokens), _max_cost(self.cost, s.cost_usd)
         elif isinstance(event, BudgetUpdated):
-            self.rollouts, self.cost = event.rollouts_used, max(self.cost, event.cost_usd)
+            self.rollouts, self.cost = event.rollouts_used, _max_cost(self.cost, event.cost_usd)
             self.max_rollouts = event.max_rollouts
         elif isinstance(event, RunWarning):
             self.warnings.append(event.message)
@@ -148,7 +148,7 @@ class RichReporter:
         best = "-" if self.best is None else f"{self.best:.3f}"
         mean = "-" if self.mean is None else f"{self.mean:.3f}"
         elapsed = self.clock() - self.started
-        summary = (f"best [bold green]{best}[/]  mean {mean}  tokens {self.tokens:,}  cost ${self.cost:.4f}  "
+        summary = (f"best [bold green]{best}[/]  mean {mean}  tokens {self.tokens:,}  cost {_shown_cost(self.cost)}  "
                    f"elapsed {format_duration(elapsed)}  left ~{format_duration(self.eta())}")
         title = f"[bold]{self.method or 'optimize'}[/]"
         return Group(title, table, summary)
@@ -168,3 +168,12 @@ def progress_reporter(mode: str = "auto", stream: TextIO | None = None) -> Itera
             yield reporter
         return
     yield LinePrinter(out)
+
+
+def _max_cost(a: float | None, b: float | None) -> float | None:
+    """Dollars so far; None (unknown) once any figure is unknown: never shown as $0.0000."""
+    return None if a is None or b is None else max(a, b)
+
+
+def _shown_cost(cost: float | None) -> str:
+    return "unknown" if cost is None else f"${cost:.4f}"

@@ -89,7 +89,7 @@ def _history(result: OptimizationResult) -> Section:
     step = "generation" if result.method == "gepa" else "trial" if result.method == "mipro" else "step"
     rows = tuple(
         (str(s.generation), _num(s.best_score), _num(s.mean_score), str(s.num_evaluated), str(s.rollouts_used),
-         f"{s.tokens:,}", f"${s.cost_usd:.4f}", f"{s.elapsed_seconds:.1f}s")
+         f"{s.tokens:,}", "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}", f"{s.elapsed_seconds:.1f}s")
         for s in result.history
     )
     headers = (step, "best", "mean", "evaluated", "rollouts", "tokens", "cost", "elapsed")

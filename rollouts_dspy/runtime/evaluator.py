@@ -1,8 +1,9 @@
 """Scoring candidates on samples: the async shell around a Task, under the run's cache, budget and outage watch.
 
 `Evaluator.evaluate` never runs the same (candidate content, sample) twice: finished rollouts are cached (and
-journaled) and concurrent requests for the same pair share one run. Rollouts are admitted by the Ledger before
-they start; what the budget cannot pay for is not run (the caller gets fewer results). A rollout the Task could
+journaled) and concurrent requests for the same pair share one run. Each rollout is admitted by the Ledger when it
+gets a concurrency slot, right before it starts; what the budget cannot pay for is not run (the caller gets fewer
+results). A rollout the Task could
 not measure because the provider failed (`RolloutError.kind == "llm"`) is not cached -- asking again may measure
 it -- and counts toward the outage detector; any measured rollout resets it.
 """
@@ -83,39 +84,39 @@ class Evaluator:
         return {i: results[i] for i in indices if i in results}
 
     async def _launch(self, candidate: Candidate, key: str, todo: list[int]) -> dict[int, Awaitable[Rollout | None]]:
-        """Admit and start the rollouts of `todo`, in order, as far as the budget grants them."""
+        """Start the rollouts of `todo`, in order; each is admitted by the ledger when it gets a concurrency slot
+        (a rollout cancelled while it waits for a slot was never sent, so it never counts)."""
         launched: dict[int, Awaitable[Rollout | None]] = {}
         loop = asyncio.get_running_loop()
-        while todo:
-            granted, committed = await self.ledger.admit_rollouts(len(todo))
-            if not granted:
-                break
-            for i in todo[:granted]:
-                self._pending[(key, i)] = loop.create_future()
-                launched[i] = asyncio.ensure_future(self._run(candidate, key, i, committed))
-            todo = todo[granted:]
+        for i in todo:
+            self._pending[(key, i)] = loop.create_future()
+            launched[i] = asyncio.ensure_future(self._run(candidate, key, i))
         return launched
 
     def _serve(self, key: str, rollout: Rollout) -> Rollout:
         self.meter.served((ROLLOUT, (key, rollout.sample_index)), rollout.usage, rollout=True)
         return rollout
 
-    async def _run(self, candidate: Candidate, key: str, index: int, committed: float) -> Rollout | None:
+    async def _run(self, candidate: Candidate, key: str, index: int) -> Rollout | None:
         future = self._pending[(key, index)]
         rollout: Rollout | None = None
         try:
             async with self.limit:
-                if self.journal is not None:
-                    # Journaled when the call starts, not when granted: a rollout still waiting for a slot when
-                    # the process is killed was never paid for, and a resumed run must not count it.
-                    self.journal.admitted(1)
-                rollout = await self.task.run(candidate, index)
+                granted, committed = await self.ledger.admit_rollouts(1)
+                if granted:
+                    if self.journal is not None:
+                        self.journal.admitted(1)
+                    try:
+                        rollout = await self.task.run(candidate, index)
+                    finally:
+                        self.ledger.settle(ROLLOUT, None if rollout is None else rollout.usage.cost_usd,
+                                           committed=committed)
         finally:
             self._pending.pop((key, index), None)
-            self.ledger.settle(ROLLOUT, None if rollout is None else rollout.usage.cost_usd, committed=committed)
             if not future.done():
                 future.set_result(rollout)
-        self._record(candidate, key, rollout)
+        if rollout is not None:
+            self._record(candidate, key, rollout)
         return rollout
 
     def _record(self, candidate: Candidate, key: str, rollout: Rollout) -> None:

@@ -59,7 +59,7 @@ def read_journal(path: str | os.PathLike[str], *, method: str, fingerprint: Mapp
                  ) -> JournalContents | None:
     """The journal at `path` (None when there is none). A journal of another run setup, another method, a
     newer version or with a damaged line (other than a torn last line) is a CheckpointError saying what to do.
-    `fingerprint=None` reads any run's journal of `method` (e.g. to show the best so far of an interrupted run)."""
+    `fingerprint=None` reads it without checking the setup (to show what a run found so far)."""
     target = Path(path)
     if not target.exists():
         return None
@@ -101,11 +101,9 @@ def _check_header(path: Path, head: Mapping[str, Any], method: str, fingerprint:
     if head.get("method") != method:
         raise CheckpointError(f"checkpoint {path} belongs to a {head.get('method')} run, not {method}; use another "
                               "checkpoint directory")
-    if fingerprint is None:
-        return
     saved = head.get("fingerprint")
-    wanted = json.loads(_dumps(dict(fingerprint)))
-    if saved != wanted:
+    wanted = json.loads(_dumps(dict(fingerprint or {})))
+    if fingerprint is not None and saved != wanted:
         saved = saved if isinstance(saved, dict) else {}
         diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
         raise CheckpointError(

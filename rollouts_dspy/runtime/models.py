@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..dtypes import Message, Usage
 from ..prompt_optimization.protocols import LanguageModel
@@ -50,8 +50,13 @@ class RecordedModel:
         self.calls = 0  # real calls made by this process
 
     async def complete(self, messages: Sequence[Message]) -> tuple[str, Usage]:
+        return await self.recorded(message_digest(messages), lambda: self.model.complete(messages))
+
+    async def recorded(self, digest: str, call: Callable[[], Awaitable[tuple[str, Usage]]]) -> tuple[str, Usage]:
+        """The answer to request `digest`: remembered, shared with an identical request in flight, or paid for by
+        `call()` under the ledger, the limit and the outage watch (see the module doc). `complete` is this for a
+        chat request; a custom proposer (request in, text out) is recorded the same way."""
         self.requests += 1
-        digest = message_digest(messages)
         if digest in self.answers:
             return self._serve(digest)
         if digest in self._pending:
@@ -60,7 +65,7 @@ class RecordedModel:
         future: asyncio.Future[tuple[str, Usage]] = asyncio.get_running_loop().create_future()
         self._pending[digest] = future
         try:
-            text, usage = await self._call(digest, messages)
+            text, usage = await self._call(digest, call)
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
             future.exception()  # retrieved here so an unawaited failure is not logged
@@ -76,12 +81,12 @@ class RecordedModel:
         self.meter.served(("answer", digest), usage, rollout=False)
         return text, usage
 
-    async def _call(self, digest: str, messages: Sequence[Message]) -> tuple[str, Usage]:
+    async def _call(self, digest: str, call: Callable[[], Awaitable[tuple[str, Usage]]]) -> tuple[str, Usage]:
         committed = await self.ledger.admit_call(self.role)  # BudgetExhausted propagates: nothing was spent
         cost: float | None = None
         try:
             async with self.limit:
-                text, usage = await self.model.complete(messages)
+                text, usage = await call()
             cost = usage.cost_usd
         except Exception as exc:
             self._failed(digest, exc)

@@ -52,7 +52,9 @@ def test_show_prints_history_usage_and_diff(gepa_run):
     for heading in ("== Run ==", "== Score history (2 generations) ==", "== LLM usage", "candidates (* = best)",
                     "== Best prompt ==", "== Diff: initial -> best system prompt =="):
         assert heading in proc.stdout
-    assert "--- initial system prompt" in proc.stdout or "is the initial one" in proc.stdout
+    result = load_result(out / "result.json")
+    assert result.best_template.system != result.initial_template.system  # this run improved the prompt
+    assert "--- initial system prompt" in proc.stdout and "+++ best system prompt" in proc.stdout
     assert "\x1b[" not in proc.stdout  # plain text when stdout is not a terminal
 
 

@@ -119,29 +119,39 @@ def config_for(method: str, directory: Path | None = None, **kw: Any) -> Any:
     return gepa_config(**kw) if method == "gepa" else mipro_config(**kw)
 
 
-def checkpoint_rollouts(method: str, directory: Path) -> list[dict[str, Any]]:
-    """Every rollout saved in the run's checkpoint (as dicts)."""
-    return saved_rollouts(directory / "ckpt")
+def journal_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a journal checkpoint (its header left out); [] while it cannot be read."""
+    import json
+
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            break  # a torn last line
+    return out
+
+
+def checkpoint_files(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".db")]
 
 
 def saved_rollouts(directory: Path) -> list[dict[str, Any]]:
-    """Every rollout the checkpoint under `directory` holds: GEPA's JSON state, or a run journal (MIPRO)."""
-    import json
-
-    journal = next(directory.rglob("journal.jsonl"), None)
-    if journal is not None:
-        lines = journal.read_text().splitlines()[1:]
-        return [record["r"] for record in map(json.loads, lines) if record["t"] == "r"]
-    state = next(p for p in directory.rglob("*.json") if "state" in p.name)
-    return [r for _, _, r in json.loads(state.read_text())["state"]["rollouts"]]
+    """Every rollout the journals under `directory` hold (as dicts)."""
+    return [r["r"] for p in directory.rglob("journal.jsonl") for r in journal_records(p) if r.get("t") == "r"]
 
 
-def journal_steps(path: Path) -> int:
-    """Finished steps (MIPRO trials) recorded in a run's journal; 0 while there is none."""
-    from rollouts_dspy.runtime import read_journal
+def steps_done(directory: Path) -> int:
+    """Steps (generations, trials) a journal under `directory` has recorded as finished; 0 while none can be
+    read."""
+    journals = list(directory.rglob("journal.jsonl"))
+    return sum(1 for r in journal_records(journals[0]) if r.get("t") == "s" and "best" in r) if journals else 0
 
-    try:
-        contents = read_journal(path, method="mipro", fingerprint=None)
-    except Exception:  # noqa: BLE001 - a journal being written may be read mid-line
-        return 0
-    return 0 if contents is None else contents.steps
+
+def checkpoint_rollouts(method: str, directory: Path) -> list[dict[str, Any]]:
+    """Every rollout saved in the run's checkpoint (as dicts)."""
+    return saved_rollouts(directory)

@@ -42,7 +42,10 @@ async def test_max_cost_usd_is_never_exceeded_under_faults_and_concurrency(metho
     spent = sum(u["cost_usd"] for u in result.usage.values())
     assert spent <= dollars, (spent, result.usage)
     assert result.usage["task"]["cost_usd"] > 0
-    assert result.stop_reason == "budget" or spent < dollars
+    # Unbounded, this run spends ~$0.7-0.9: the cap is what stopped it, and the run says so. The guard admits work
+    # while money remains rather than refusing early.
+    assert result.stop_reason == "budget", (result.stop_reason, spent)
+    assert spent >= dollars / 2, (spent, result.usage)
 
 
 @pytest.mark.parametrize("teleprompter", ["gepa", "mipro"])

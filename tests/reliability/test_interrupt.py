@@ -1,15 +1,15 @@
-"""Ctrl-C on the CLI in the middle of a run: it stops within seconds, saves the checkpoint and the best prompt so
-far and says how to resume (also the CLI's secrets check: the API key is in the environment and the provider is
-flaky; no output or file shows the key). A cancelled Python run saves every finished rollout."""
+"""Ctrl-C on the CLI in the middle of a run: it stops at once (no provider call after the signal beyond the ones
+already in flight), saves the checkpoint and the best prompt so far and says how to resume (also the CLI's secrets
+check: the API key is in the environment and the provider is flaky; no output or file shows the key). A cancelled
+Python run makes no call after the cancellation and saves every finished rollout."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
 import pytest
-from reliability_helpers import FAKE_KEY, REPO, popen
+from reliability_helpers import FAKE_KEY, REPO, popen, steps_done
 from test_outage import write_cli_config
 from test_secrets import files_with_key, leaks
 
@@ -19,20 +19,8 @@ from rollouts_dspy.testing import FaultConfig, ScriptedServer
 LONG = {"gepa": {"generations": 5}, "mipro": {"num_trials": 10}}
 
 
-def steps_done(method: str, state_dir) -> int:
-    if method == "mipro":
-        from reliability_helpers import journal_steps
-
-        return journal_steps(state_dir / "journal.jsonl")
-    try:
-        data = json.loads((state_dir / "gepa_state.json").read_text())
-    except (OSError, ValueError):
-        return 0
-    return data["state"]["generation"]
-
-
 @pytest.mark.parametrize("method", ["gepa", "mipro"])
-def test_ctrl_c_stops_within_seconds_and_saves_what_was_found(method, tmp_path):
+def test_ctrl_c_stops_at_once_and_saves_what_was_found(method, tmp_path):
     out_dir = tmp_path / "out"
     # A flaky provider, and the key in the environment: the interrupted run shows it nowhere.
     faults = FaultConfig(rate=0.1, seed=8, timeout_seconds=1.0)
@@ -42,27 +30,20 @@ def test_ctrl_c_stops_within_seconds_and_saves_what_was_found(method, tmp_path):
                 str(out_dir), "--progress", "lines"]
         proc = popen(args, cwd=REPO, OPENAI_API_KEY=FAKE_KEY)
         deadline = time.monotonic() + 60
-        while steps_done(method, out_dir / "checkpoint") < 1 and proc.poll() is None and time.monotonic() < deadline:
+        while steps_done(out_dir / "checkpoint") < 1 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert proc.poll() is None, proc.communicate()
-        sent = time.monotonic()
+        at_signal = slow.stats().requests_total
         proc.send_signal(signal.SIGINT)
-        lines, stopped = [], None
-        for line in proc.stderr:  # read as it comes: when did the run say it stopped and saved?
-            lines.append(line)
-            if "resume with:" in line and stopped is None:
-                stopped = time.monotonic() - sent
-        proc.wait(timeout=30)
-        exited = time.monotonic() - sent
-        out, err = proc.stdout.read(), "".join(lines)
-        # Stopped and saved within seconds; the interpreter's own teardown (litellm, optuna, pydantic) on a
-        # loaded 2-core CI machine gets a looser bound.
-        assert stopped is not None and stopped < 6, (stopped, err)
-        assert exited < 20, exited
+        out, err = proc.communicate(timeout=120)  # a guard against a hang, not a speed verdict
+        after_exit = slow.stats().requests_total
+        # Stopped at once: the only provider calls after the signal are ones already on their way (at most
+        # max_concurrent, 10 here); a run that went on would make the remaining steps' hundreds of calls.
+        assert after_exit - at_signal <= 10, (at_signal, after_exit)
         assert proc.returncode == 130, (out, err)
         assert "Traceback" not in err, err
         assert "resume with:" in err and "--resume" in err, err
-        assert steps_done(method, out_dir / "checkpoint") >= 1
+        assert steps_done(out_dir / "checkpoint") >= 1
         best = load_template(out_dir / "best.json")  # the best prompt so far, readable
         assert best.score is not None and best.user_template
 
@@ -93,11 +74,11 @@ async def test_cancelling_a_python_run_saves_every_finished_rollout(method, tmp_
         while task_requests(slow) < mark + 5 and not job.done():
             await asyncio.sleep(0.005)
         job.cancel()
-        started = asyncio.get_running_loop().time()
         with pytest.raises(asyncio.CancelledError):
             await job
-        assert asyncio.get_running_loop().time() - started < 2
         interrupted = task_requests(slow)
+        await asyncio.sleep(0.3)  # 15 latencies of the slow server: a call still going on would show up
+        assert task_requests(slow) == interrupted, "no provider call after the run was cancelled"
         saved = len([r for r in checkpoint_rollouts(method, tmp_path) if r["score"] is not None or r["error"]])
         slow.reset_stats()
         resumed = await run(method, slow, cfg)

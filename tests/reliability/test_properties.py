@@ -140,62 +140,35 @@ def test_load_template_and_result_on_damaged_json(data, saved, tmp_path):
             assert str(path) in str(exc)
 
 
-def _gepa_state() -> dict[str, Any]:
-    from rollouts_dspy.prompt_optimization.gepa.state import GEPAState
-
-    state = GEPAState()
-    entry, _ = state.add(CANDIDATE, 0, "initial")
-    rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
-    failed = Rollout(1, None, "", {"query": "yo"}, "", RolloutError("llm", "503"))
-    state.rollouts[(CANDIDATE.key, 0)] = rollout
-    state.rollouts[(CANDIDATE.key, 1)] = failed
-    entry.absorb({0: rollout, 1: failed}, "train")
-    state.population = [entry.id]
-    state.history.append(GenerationStats(0, 1.0, 1.0, 1, 2, 10, 0.0, 0.1))
-    state.reflections["abc"] = "New instruction."
-    return state.to_dict()
-
-
-@SETTINGS
-@given(data=st.data())
-def test_gepa_checkpoint_reader_on_damaged_state(data, tmp_path):
-    from rollouts_dspy.prompt_optimization.gepa.state import CHECKPOINT_FILE, KIND, VERSION, load_checkpoint
-
-    fingerprint = {"seed": 1}
-    good = {"kind": KIND, "version": VERSION, "fingerprint": fingerprint, "state": _gepa_state()}
-    damaged = _mutations(data, good)
-    (tmp_path / CHECKPOINT_FILE).write_text(json.dumps(damaged))
-    try:
-        load_checkpoint(str(tmp_path), fingerprint)
-    except CheckpointError as exc:
-        assert CHECKPOINT_FILE in str(exc)
-
-
 def _journal_records() -> list[dict[str, Any]]:
-    """A small valid MIPRO journal, as written by the runtime (header, admission, rollout, answer, step marker)."""
+    """A small valid journal: header, an admission, a measured and a failed rollout, an answer, a step marker."""
     rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
-    best = {"id": "i0d0", "candidate": CANDIDATE.to_dict(), "score": 1.0, "scored_on": "minibatch", "generation": 0}
-    return [{"kind": "rollouts-dspy/journal", "version": 1, "method": "mipro", "fingerprint": {"seed": 1}},
-            {"t": "admit", "n": 1}, {"t": "r", "k": CANDIDATE.key, "r": rollout.to_dict()},
-            {"t": "a", "d": "abc", "role": "proposer", "text": "New instruction.", "u": [1, 2, 0.0, 1]},
-            {"t": "s", "n": 1, "elapsed": 0.5, "best": best}]
+    failed = Rollout(1, None, "", {"query": "yo"}, "", RolloutError("llm", "503", "InternalServerError"))
+    return [
+        {"kind": "rollouts-dspy/journal", "version": 1, "method": "gepa", "fingerprint": {"seed": 1}},
+        {"t": "admit", "n": 2},
+        {"t": "r", "k": CANDIDATE.key, "r": rollout.to_dict()},
+        {"t": "r", "k": CANDIDATE.key, "r": failed.to_dict(), "cache": False},
+        {"t": "a", "d": "abc", "role": "reflection", "text": "New instruction.", "u": [10, 5, 0.001, 1]},
+        {"t": "s", "n": 1, "elapsed": 0.5, "best": {"id": "c0", "candidate": CANDIDATE.to_dict(), "score": 1.0}},
+    ]
 
 
 @SETTINGS
 @given(data=st.data())
-def test_the_journal_reader_on_damaged_records(data, tmp_path):
-    """MIPRO's checkpoint is the run's journal: any damage gives its contents or a CheckpointError naming it."""
+def test_journal_reader_on_damaged_records(data, tmp_path):
+    """Any damage to any record of a journal: read, or a CheckpointError naming the file, never another error."""
     from rollouts_dspy.runtime import JOURNAL_FILE, read_journal
 
     records = _journal_records()
-    k = data.draw(st.integers(0, len(records) - 1))
-    records[k] = _mutations(data, records[k])
+    n = data.draw(st.integers(0, len(records) - 1))
+    records[n] = _mutations(data, records[n])
     path = tmp_path / JOURNAL_FILE
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     try:
-        read_journal(path, method="mipro", fingerprint={"seed": 1})
+        read_journal(path, method="gepa", fingerprint={"seed": 1})
     except CheckpointError as exc:
-        assert JOURNAL_FILE in str(exc)
+        assert str(path) in str(exc)
 
 
 # The CLI's own inputs: a run config (TOML) and its dataset file. Anything gives a config / rows or our error.
@@ -247,8 +220,8 @@ def test_the_run_config_loader_gives_a_config_or_our_error(edits, junk, tmp_path
         path = _write(tmp_path, "run.toml", content)
         try:
             _load_everything(path)
-        except USER_ERRORS as exc:
-            assert "run.toml" in str(exc) or "rows.jsonl" in str(exc) or str(exc), exc
+        except USER_ERRORS as exc:  # our errors name the file they are about
+            assert "run.toml" in str(exc) or "rows.jsonl" in str(exc), exc
 
 
 @SETTINGS

@@ -64,9 +64,16 @@ async def test_the_spec_gepa_usage_example_runs_as_written(server):
     print(f"Optimized prompt:\n{result.best_template.system}")
     # --- end of the spec's code ---
 
-    initial = next(r for r in result.candidates if r.origin == "initial")
-    assert result.best_template.score is not None
-    assert result.best_template.score >= (initial.val_mean or 0.0)
+    # GEPA validates only its top candidates, so the initial prompt's validation score is measured here.
+    from rollouts_dspy import evaluate_template
+
+    initial = await evaluate_template(template, config.val_seeds, dataset, make_endpoint(server, "scripted-task"),
+                                      score_fn)
+    best = next(r for r in result.candidates if r.id == result.best_candidate_id)
+    # The reported score is the best candidate's mean over every validation row, and the search improved on the
+    # initial prompt there (the scripted task model follows the rules the reflection model learned).
+    assert len(best.val_scores) == len(config.val_seeds) and result.best_template.score == best.val_mean
+    assert result.best_template.score > initial.score + 0.2, (initial.score, result.best_template.score)
     assert 1 <= len(result.history) <= 10
 
 
@@ -108,6 +115,9 @@ async def test_the_spec_mipro_usage_example_runs_as_written(server):
 
     # MIPRO also optimizes few-shot examples
     print(f"Optimized demos: {len(result.best_template.few_shot_examples)}")
+    # MIPRO always validates the initial combination, on every validation row, and chooses on validation: the
+    # result is never worse than the start, and here the search found better instructions and demos.
     initial = next(r for r in result.candidates if r.origin == "initial")
-    assert result.best_template.score >= (initial.val_mean or 0.0)
+    assert len(initial.val_scores) == len(config.val_seeds)
+    assert result.best_template.score > initial.val_mean, (initial.val_mean, result.best_template.score)
     assert len(result.history) == 100

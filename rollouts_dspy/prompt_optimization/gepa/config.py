@@ -1,73 +1,69 @@
-"""GEPAConfig: the spec's knobs plus the budget, minibatches, seed and checkpointing. Validated at construction."""
+"""GEPAConfig: the spec's knobs plus the budget, the search's sample sizes, strategies by name, the seed and the
+checkpoint. Validated at construction; fields left unset (None) are chosen for the data and the budget
+(`gepa/sizing.py`), and an explicitly set field always wins."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from ...errors import ConfigError
+from ..validation import (
+    check_budget,
+    check_int,
+    check_optional_int,
+    check_probability,
+    check_seed,
+    check_seeds,
+)
+from .sizing import choose_sizes, minimum_rollouts
 
-__all__ = ["GEPAConfig"]
+__all__ = ["CANDIDATE_SELECTIONS", "COMPONENT_SELECTIONS", "PARETO_SPLITS", "GEPAConfig"]
 
-DEFAULT_POPULATION = 20
-DEFAULT_GENERATIONS = 10
+OWNER = "GEPAConfig"
+CANDIDATE_SELECTIONS = ("pareto", "current_best")
+COMPONENT_SELECTIONS = ("round_robin", "all")
+PARETO_SPLITS = ("train", "val")
 DEFAULT_MUTATION_RATE = 0.3
-DEFAULT_CROSSOVER_RATE = 0.5
-DEFAULT_ELITES = 4
+DEFAULT_CROSSOVER_RATE = 0.3
 DEFAULT_MAX_CONCURRENT = 10
 DEFAULT_REFLECTION_MINIBATCH = 8
 DEFAULT_MUTATION_ATTEMPTS = 3
 DEFAULT_VAL_CANDIDATES = 3
 DEFAULT_MAX_STALE_GENERATIONS = 3
 
-
-def _int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"GEPAConfig.{name} must be an integer >= {low}, but got {value!r}")
-
-
-def _seeds(name: str, value: Any) -> tuple[int, ...]:
-    try:
-        seeds = tuple(value)
-    except TypeError:
-        raise ConfigError(f"GEPAConfig.{name} must be a sequence of row indices, but got {value!r}") from None
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-    if bad:
-        raise ConfigError(f"GEPAConfig.{name} must hold non-negative integer row indices, but got {bad[0]!r}")
-    if len(set(seeds)) != len(seeds):
-        twice = sorted(s for s in set(seeds) if seeds.count(s) > 1)
-        raise ConfigError(f"GEPAConfig.{name} holds duplicate indices: {twice}")
-    return seeds
+_FREE_ON_RESUME = frozenset({"generations", "max_rollouts", "max_cost_usd", "max_concurrent", "checkpoint_dir",
+                             "max_stale_generations", "max_reflection_calls"})
+"""Fields a resumed run may change (to extend a run or use more concurrency): nothing the search decides by."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class GEPAConfig:
-    """GEPA optimization hyperparameters (see the README, section "GEPA", for what each field does).
+    """GEPA hyperparameters (docs/gepa.md explains each; fields left None are chosen for the data and budget).
 
-    Spec fields: `population_size`, `generations` (including generation 0, the initial population),
-    `mutation_rate`, `crossover_rate`, `elite_size`, `train_seeds`, `val_seeds`, `max_concurrent`.
+    Spec fields: `population_size` (children per generation + elites), `generations`, `mutation_rate` (a merged
+    child also gets a reflective mutation with this probability), `crossover_rate` (a step merges two Pareto
+    candidates instead of reflecting on one with this probability), `elite_size`, `train_seeds`, `val_seeds`,
+    `max_concurrent`.
+
     Extras: `seed`; the hard budget `max_rollouts` (task-model calls on samples, validation included) and
-    `max_cost_usd`; `minibatch_size` (None: every child is evaluated on all of `train_seeds`; else on a seeded
-    subset first, and fully only when it beats its parent there); `reflection_minibatch_size` (rollouts shown to
-    the reflection model, failures first); `mutation_attempts` (tries per mutation before the child is dropped);
-    `val_candidates` (how many top candidates are scored on `val_seeds`); `perfect_score` (early stop when a
-    candidate reaches it on every training sample); `llm_merge` (crossover asks the reflection model to merge,
-    falling back to the section-wise merge); `checkpoint_dir` (JSON state after every generation; resumes);
-    `max_stale_generations` (stop, reason "stalled", after this many generations in a row without a new evaluated
-    child; None: never); `max_reflection_calls` (no generation starts once this many reflection requests were
-    made; None: only `generations` bounds them); `pareto_split` ("train": every child that passes gating is
-    evaluated on all of `train_seeds`, Pareto/elites/parents use training scores and the top `val_candidates` are
-    validated at the end; "val": the GEPA paper's scheme -- a child that beats its parent on the gating minibatch
-    is evaluated on `val_seeds` only, and Pareto/elites/parents/best use those validation scores; measured no
-    better on the Banking77 benchmark, see the README section "GEPA").
+    `max_cost_usd` (task + reflection dollars); `minibatch_size` (training samples a step runs its parent and child
+    on: the reflection's evidence and the acceptance test); `reflection_minibatch_size` (rollouts shown to the
+    reflection, failures first); `pareto_size` (with `pareto_split="train"`, the training samples every accepted
+    candidate is scored on and compared by: the Pareto set); `pareto_split` ("train": the Pareto set is drawn
+    from train_seeds and the best candidates are validated on val_seeds at the end; "val": the paper's scheme,
+    candidates are compared on val_seeds themselves); `val_candidates`; `perfect_score` (stop once a candidate
+    reaches it on every sample of the Pareto set); `skip_perfect_score` (no reflection when every rollout shown
+    already reaches it); `candidate_selection` ("pareto" | "current_best"); `component_selection`
+    ("round_robin" | "all"); `max_merges`; `llm_merge`; `mutation_attempts`; `max_stale_generations`;
+    `max_reflection_calls`; `checkpoint_dir` (the run's journal: rerunning with it resumes).
     """
 
-    population_size: int = DEFAULT_POPULATION
-    generations: int = DEFAULT_GENERATIONS
+    population_size: int | None = None
+    generations: int | None = None
     mutation_rate: float = DEFAULT_MUTATION_RATE
     crossover_rate: float = DEFAULT_CROSSOVER_RATE
-    elite_size: int = DEFAULT_ELITES
+    elite_size: int | None = None
     train_seeds: tuple[int, ...] = ()
     val_seeds: tuple[int, ...] = ()
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
@@ -76,77 +72,90 @@ class GEPAConfig:
     max_cost_usd: float | None = None
     minibatch_size: int | None = None
     reflection_minibatch_size: int = DEFAULT_REFLECTION_MINIBATCH
+    pareto_size: int | None = None
+    pareto_split: str = "train"
     mutation_attempts: int = DEFAULT_MUTATION_ATTEMPTS
     val_candidates: int = DEFAULT_VAL_CANDIDATES
     perfect_score: float | None = 1.0
+    skip_perfect_score: bool = True
+    candidate_selection: str = "pareto"
+    component_selection: str = "round_robin"
+    max_merges: int | None = None
     llm_merge: bool = False
     checkpoint_dir: str | None = None
     max_stale_generations: int | None = DEFAULT_MAX_STALE_GENERATIONS
     max_reflection_calls: int | None = None
-    pareto_split: str = "train"
 
     def __post_init__(self) -> None:
-        _int("population_size", self.population_size, 2)
-        _int("generations", self.generations, 1)
-        _int("elite_size", self.elite_size, 0)
-        _int("max_concurrent", self.max_concurrent, 1)
-        _int("reflection_minibatch_size", self.reflection_minibatch_size, 1)
-        _int("mutation_attempts", self.mutation_attempts, 1)
-        _int("val_candidates", self.val_candidates, 1)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"GEPAConfig.seed must be an integer, but got {self.seed!r}")
-        if self.elite_size >= self.population_size:
+        set_ = object.__setattr__
+        set_(self, "train_seeds", check_seeds(OWNER, "train_seeds", self.train_seeds))
+        set_(self, "val_seeds", check_seeds(OWNER, "val_seeds", self.val_seeds))
+        if not self.train_seeds:
+            raise ConfigError("GEPAConfig.train_seeds must not be empty: give the row indices to optimize on, "
+                              "e.g. train_seeds=tuple(range(100))")
+        self._check_numbers()
+        self._check_names()
+        for name, value in choose_sizes(self).items():
+            set_(self, name, value)
+        if self.elite_size >= self.population_size:  # type: ignore[operator]
             raise ConfigError(
                 f"GEPAConfig: elite_size < population_size must hold (elites leave room for children), but got "
                 f"elite_size={self.elite_size}, population_size={self.population_size}"
             )
-        for name in ("mutation_rate", "crossover_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"GEPAConfig.{name} must be a probability in [0, 1], but got {value!r}")
-        object.__setattr__(self, "train_seeds", _seeds("train_seeds", self.train_seeds))
-        object.__setattr__(self, "val_seeds", _seeds("val_seeds", self.val_seeds))
-        if not self.train_seeds:
-            raise ConfigError("GEPAConfig.train_seeds must not be empty: give the row indices to optimize on, "
-                              "e.g. train_seeds=tuple(range(100))")
-        if self.max_rollouts is not None:
-            _int("max_rollouts", self.max_rollouts, 1)
-        if self.max_cost_usd is not None and (
-            isinstance(self.max_cost_usd, bool) or not isinstance(self.max_cost_usd, (int, float))
-            or not math.isfinite(self.max_cost_usd) or self.max_cost_usd <= 0
-        ):
-            raise ConfigError(f"GEPAConfig.max_cost_usd must be > 0 or None, but got {self.max_cost_usd!r}")
-        if self.minibatch_size is not None:
-            _int("minibatch_size", self.minibatch_size, 1)
-        if self.perfect_score is not None and not isinstance(self.perfect_score, (int, float)):
-            raise ConfigError(f"GEPAConfig.perfect_score must be a number or None, but got {self.perfect_score!r}")
-        if self.max_stale_generations is not None:
-            _int("max_stale_generations", self.max_stale_generations, 1)
-        if self.max_reflection_calls is not None:
-            _int("max_reflection_calls", self.max_reflection_calls, 1)
-        if self.pareto_split not in ("train", "val"):
-            raise ConfigError(f"GEPAConfig.pareto_split must be 'train' or 'val', but got {self.pareto_split!r}")
-        if self.pareto_split == "val" and not self.val_seeds:
-            raise ConfigError("GEPAConfig.pareto_split='val' needs val_seeds (children are scored on them); give "
-                              "val_seeds or use pareto_split='train'")
+        self._check_budget_pays_for_a_step()
         if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
-            object.__setattr__(self, "checkpoint_dir", str(self.checkpoint_dir))
+            set_(self, "checkpoint_dir", str(self.checkpoint_dir))
+
+    def _check_numbers(self) -> None:
+        check_optional_int(OWNER, "population_size", self.population_size, 2)
+        check_optional_int(OWNER, "generations", self.generations, 1)
+        check_optional_int(OWNER, "elite_size", self.elite_size, 0)
+        check_int(OWNER, "max_concurrent", self.max_concurrent, 1)
+        check_int(OWNER, "reflection_minibatch_size", self.reflection_minibatch_size, 1)
+        check_int(OWNER, "mutation_attempts", self.mutation_attempts, 1)
+        check_int(OWNER, "val_candidates", self.val_candidates, 1)
+        check_optional_int(OWNER, "minibatch_size", self.minibatch_size, 1)
+        check_optional_int(OWNER, "pareto_size", self.pareto_size, 1)
+        check_optional_int(OWNER, "max_merges", self.max_merges, 0)
+        check_optional_int(OWNER, "max_stale_generations", self.max_stale_generations, 1)
+        check_optional_int(OWNER, "max_reflection_calls", self.max_reflection_calls, 1)
+        check_seed(OWNER, self.seed)
+        check_probability(OWNER, "mutation_rate", self.mutation_rate)
+        check_probability(OWNER, "crossover_rate", self.crossover_rate)
+        check_budget(OWNER, self.max_rollouts, self.max_cost_usd)
+        if self.perfect_score is not None and (isinstance(self.perfect_score, bool)
+                                               or not isinstance(self.perfect_score, (int, float))):
+            raise ConfigError(f"GEPAConfig.perfect_score must be a number or None, but got {self.perfect_score!r}")
+
+    def _check_names(self) -> None:
+        for name, allowed in (("pareto_split", PARETO_SPLITS), ("candidate_selection", CANDIDATE_SELECTIONS),
+                              ("component_selection", COMPONENT_SELECTIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"GEPAConfig.{name} must be one of {list(allowed)}, but got {getattr(self, name)!r}")
+        if self.pareto_split == "val" and not self.val_seeds:
+            raise ConfigError("GEPAConfig.pareto_split='val' needs val_seeds (candidates are compared on them); give "
+                              "val_seeds or use pareto_split='train'")
+
+    def _check_budget_pays_for_a_step(self) -> None:
+        pareto = min(self.pareto_size, len(self.val_seeds if self.pareto_split == "val" else self.train_seeds))  # type: ignore[type-var]
+        minibatch = min(self.minibatch_size, len(self.train_seeds))  # type: ignore[type-var]
+        need = minimum_rollouts(pareto, minibatch)
+        if self.max_rollouts is not None and self.max_rollouts < need:
+            raise ConfigError(
+                f"GEPAConfig.max_rollouts={self.max_rollouts} cannot pay for one improvement step: scoring the start "
+                f"on the Pareto set ({pareto}), a step's two minibatches (2 x {minibatch}) and the child on the "
+                f"Pareto set ({pareto}) need at least {need} rollouts; raise max_rollouts or lower pareto_size / "
+                "minibatch_size"
+            )
 
     @property
-    def split(self) -> str:
-        """The split candidates are compared on (`pareto_split`)."""
-        return self.pareto_split
-
-    @property
-    def selection_seeds(self) -> tuple[int, ...]:
-        """The samples of the per-sample Pareto bookkeeping (and of an accepted child's full evaluation)."""
-        return self.val_seeds if self.split == "val" else self.train_seeds
+    def children_per_generation(self) -> int:
+        return self.population_size - self.elite_size  # type: ignore[operator]
 
     @property
     def overlap(self) -> tuple[int, ...]:
-        """Indices in both train_seeds and val_seeds (allowed, but validation is then not held out)."""
-        val = set(self.val_seeds)
-        return tuple(s for s in self.train_seeds if s in val)
+        """Indices in both train_seeds and val_seeds (allowed, but then validation is not held out)."""
+        return tuple(sorted(set(self.train_seeds) & set(self.val_seeds)))
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -155,12 +164,5 @@ class GEPAConfig:
         return out
 
     def fingerprint(self) -> dict[str, Any]:
-        """The fields a checkpoint must agree on to be resumed: everything that shapes the search's decisions.
-        `generations`, the budget, `max_concurrent` and `checkpoint_dir` may change between runs (e.g. to extend
-        a finished run by more generations or a larger budget)."""
-        free = {"generations", "max_rollouts", "max_cost_usd", "max_concurrent", "checkpoint_dir",
-                "max_stale_generations", "max_reflection_calls"}
-        out = {k: v for k, v in self.to_dict().items() if k not in free}
-        if out["pareto_split"] == "train":  # the search before this field existed: its checkpoints still resume
-            del out["pareto_split"]
-        return out
+        """The fields a checkpoint must agree on to be resumed: everything that shapes the search's decisions."""
+        return {k: v for k, v in self.to_dict().items() if k not in _FREE_ON_RESUME}

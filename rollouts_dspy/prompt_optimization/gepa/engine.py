@@ -1,255 +1,337 @@
-"""The GEPA engine's decisions: pure functions of (config, seed, generation, state).
+"""The GEPA engine's decisions, as ask/tell over one GEPAState. Pure: nothing here awaits, prints or reads the
+clock, and every random choice derives from (seed, step), so the same results told in the same order give the
+same search -- which is what lets a resumed run replay itself exactly.
 
-`plan_generation` is the "ask": which children to make (parents, crossover or copy, mutate or not, which component,
-which rollouts the reflection sees). The shell (runner.py) carries the plans out and hands the measured results
-back to `finish_generation`, the "tell". Nothing here awaits, prints or reads the clock, so replaying a
-generation from a checkpoint makes exactly the same decisions.
+A step (`ask`) starts from a candidate of the Pareto front (or merges two that are best on different samples),
+runs it and a reflective child on a fresh training minibatch, and scores the child on the Pareto set when it wins
+there (`accepts`). The shell runs up to `children_per_generation` steps at once; it tells their results back in
+step order, and each step is planned from the state after the tells before it (never from a race).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from ..types import Candidate, GenerationStats
+from ...dtypes import Usage
+from ...runtime import PriceBook, room
+from ...runtime.ledger import ROLLOUT, Budget
+from ..protocols import Rollout
+from ..types import Candidate, GenerationStats, mean_of
 from .config import GEPAConfig
 from .merge import crossover_candidates
-from .pareto import TIE, complementary_parent, frontier, sample_parent
+from .pareto import TIE, complementary_parent, frontier
 from .selection import rank_by_mean
 from .state import Entry, GEPAState
+from .strategies import CandidateSelector
 
-__all__ = [
-    "ChildPlan",
-    "batch_size",
-    "selection_mean",
-    "selection_scores",
-    "accepts",
-    "full_evaluation_order",
-    "choose_best",
-    "gating_minibatch",
-    "is_perfect",
-    "plan_generation",
-    "rng_for",
-    "validation_order",
-    "validation_reserve",
-]
+__all__ = ["GEPAEngine", "StepPlan", "StepResult", "accepts", "rng_for"]
 
 
-def rng_for(config: GEPAConfig, generation: int, purpose: str) -> random.Random:
-    """The RNG of one decision: derived from (seed, generation, purpose) only, so nothing needs saving."""
-    return random.Random(f"gepa:{config.seed}:{generation}:{purpose}")
+def rng_for(config: GEPAConfig, step: int, purpose: str) -> random.Random:
+    """The RNG of one decision: derived from (seed, step, purpose) only, so nothing needs saving."""
+    return random.Random(f"gepa:{config.seed}:{step}:{purpose}")
 
 
 @dataclass(frozen=True)
-class ChildPlan:
-    """One child to make. `base` is the copy of the first parent or the section-wise merge of both; `mutate`
-    says whether the rate asked for a reflective mutation of `component` (the shell also mutates whenever the
-    child would equal a known candidate); the reflection is shown the rollouts of `reflect_on` on `shown`."""
+class StepPlan:
+    """One step to carry out. `base` is the parent's candidate, or for a merge the section-wise merge of both
+    parents (`mutate`: reflect on the merged candidate too). `reserve` is the most rollouts it may use."""
 
-    slot: int
+    step: int
+    generation: int
+    kind: str  # "mutation" | "merge"
     parents: tuple[str, ...]
     base: Candidate
+    minibatch: tuple[int, ...]
     mutate: bool
-    component: str
-    reflect_on: str
-    shown: tuple[int, ...]
-
-    @property
-    def crossover(self) -> bool:
-        return len(self.parents) == 2
+    reserve: int
 
 
-def selection_scores(entry: Entry, config: GEPAConfig) -> dict[int, float]:
-    """The per-sample scores candidates are compared on: validation scores with pareto_split "val", else training."""
-    return entry.val if config.split == "val" else entry.train
+@dataclass(frozen=True)
+class StepResult:
+    """What the shell measured for a step. `entering` is the candidate scored on the Pareto set (the child that
+    won its minibatch, or an unmutated merge), None when no candidate entered. `stop` is "budget" when the budget
+    refused work midway."""
+
+    step: int
+    base_rollouts: Mapping[int, Rollout] = field(default_factory=dict)
+    child: Candidate | None = None
+    components: tuple[str, ...] = ()
+    child_rollouts: Mapping[int, Rollout] = field(default_factory=dict)
+    entering: Candidate | None = None
+    pareto_rollouts: Mapping[int, Rollout] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    requests: int = 0
+    rejected: tuple[str, ...] = ()
+    stop: str = ""
+    skipped: str = ""
 
 
-def selection_mean(entry: Entry, config: GEPAConfig) -> float | None:
-    scores = selection_scores(entry, config)
-    return sum(scores.values()) / len(scores) if scores else None
+def accepts(base: Mapping[int, Rollout], child: Mapping[int, Rollout]) -> bool:
+    """A child earns a Pareto-set evaluation when its total on the minibatch beats its parent's there (strictly),
+    compared on the samples both were measured on."""
+    both = [i for i in child if child[i].score is not None and i in base and base[i].score is not None]
+    if not both:
+        return False
+    return sum(child[i].score for i in both) > sum(base[i].score for i in both) + TIE  # type: ignore[misc]
 
 
-def _shown(entry: Entry, config: GEPAConfig, rng: random.Random,
-           batch: Sequence[int] | None = None) -> tuple[int, ...]:
-    """Training samples to show the reflection: failures first (where there is most to learn), seeded. With
-    pareto_split "val" they come from the generation's gating minibatch (the parent is run there first)."""
-    order = list(config.train_seeds if batch is None else batch)
-    rng.shuffle(order)
-    top = config.perfect_score
-
-    def failed(i: int) -> bool:
-        score = entry.train.get(i)
-        return score is None or (top is not None and score < top - TIE) or (top is None and score <= 0)
-
-    ranked = [i for i in order if failed(i)] + [i for i in order if not failed(i)]
-    return tuple(ranked[: config.reflection_minibatch_size])
+def _sample(items: Sequence[int], size: int, rng: random.Random) -> tuple[int, ...]:
+    return tuple(items) if size >= len(items) else tuple(sorted(rng.sample(list(items), size)))
 
 
-def _scores(state: GEPAState, config: GEPAConfig) -> dict[str, dict[int, float]]:
-    return {e.id: selection_scores(e, config) for e in state.full_entries() if selection_scores(e, config)}
+class GEPAEngine:
+    """ask/tell over a GEPAState (see the module doc)."""
 
+    def __init__(self, config: GEPAConfig, components: Sequence[str], initial: Candidate,
+                 selector: CandidateSelector) -> None:
+        self.config, self.components, self.selector = config, tuple(components), selector
+        self.state = GEPAState()
+        self.root, _ = self.state.add(initial, 0, "initial")
+        self.split = config.pareto_split
+        pool = config.val_seeds if self.split == "val" else config.train_seeds
+        self.pareto_set = _sample(pool, config.pareto_size or len(pool), rng_for(config, -1, "pareto-set"))
+        self.feedback_pool = self._feedback_pool()
+        self.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
+        self.prices = PriceBook()  # fed at tell, in step order: deterministic estimates for planning
+        self.validation_reserve = self._validation_reserve()
 
-def _means(state: GEPAState, config: GEPAConfig, ids: Sequence[str]) -> dict[str, float | None]:
-    return {cid: selection_mean(state.entries[cid], config) for cid in ids}
+    def _feedback_pool(self) -> tuple[int, ...]:
+        """The training samples minibatches are drawn from: the ones outside the Pareto set when enough remain, so
+        a candidate is compared on samples its reflection never saw (its Pareto score measures what generalizes,
+        not what was memorized); all of train_seeds when the split is too small to hold both."""
+        held = set(self.pareto_set)
+        rest = tuple(i for i in self.config.train_seeds if i not in held)
+        return rest if len(rest) >= 2 * (self.config.minibatch_size or 1) else tuple(self.config.train_seeds)
 
+    # -- comparing candidates ------------------------------------------------------------------------------
+    def pareto_mean(self, entry: Entry) -> float | None:
+        scores = entry.scores(self.split)
+        return mean_of([scores[i] for i in self.pareto_set if i in scores])
 
-def plan_generation(state: GEPAState, config: GEPAConfig, components: Sequence[str]) -> list[ChildPlan]:
-    """The children of generation `state.generation`. Generation 0: population_size - 1 reflective mutations of
-    the initial candidate. Later: population_size - elite_size children of parents drawn from the Pareto
-    frontier of every fully evaluated candidate, each a merge of two complementary parents with probability
-    crossover_rate, else a copy of one, mutated with probability mutation_rate."""
-    g = state.generation
-    rng = rng_for(config, g, "plan")
-    entries = state.entries
-    batch = gating_minibatch(state, config) if config.split == "val" else None
-    if g == 0:
-        root = next(iter(entries.values()))
-        return [
-            ChildPlan(s, (root.id,), root.candidate, True, components[s % len(components)], root.id,
-                      _shown(root, config, rng, batch))
-            for s in range(config.population_size - 1)
-        ]
-    scores = _scores(state, config)
-    if not scores:
-        return []
-    wins = frontier(scores, config.selection_seeds)
-    ranked = rank_by_mean(_means(state, config, list(scores)))
-    plans = []
-    for s in range(config.population_size - config.elite_size):
-        first = sample_parent(rng, wins)
-        parents: tuple[str, ...] = (first,)
-        base = entries[first].candidate
-        if rng.random() < config.crossover_rate:
-            second = complementary_parent(rng, wins, first, ranked)
+    def _table(self) -> dict[str, dict[int, float]]:
+        """Per-sample Pareto-set scores of the comparable candidates (fully scored, something measured)."""
+        table = {e.id: {i: e.scores(self.split)[i] for i in self.pareto_set if i in e.scores(self.split)}
+                 for e in self.state.full_entries()}
+        return {cid: scores for cid, scores in table.items() if scores}
+
+    def ranked(self) -> list[str]:
+        """Comparable candidates, best Pareto mean first (ties: oldest)."""
+        return rank_by_mean({cid: mean_of(scores) for cid, scores in self._table().items()})
+
+    # -- ask -----------------------------------------------------------------------------------------------
+    def ask(self, step: int) -> StepPlan | None:
+        """The plan of `step`, from the state as told so far; None when no candidate can be a parent."""
+        table = self._table()
+        if not table:
+            return None
+        rng = rng_for(self.config, step, "plan")
+        front = frontier(table, self.pareto_set)
+        means = {cid: mean_of(s) or 0.0 for cid, s in table.items()}
+        first = self.selector.select(front, means, rng)
+        minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
+        generation = step // self.config.children_per_generation
+        if self._merge_allowed() and rng.random() < self.config.crossover_rate:
+            second = complementary_parent(rng, front, first, self.ranked())
             if second is not None:
-                parents = (first, second)
-                base = crossover_candidates(base, entries[second].candidate, rng)
-        mutate = rng.random() < config.mutation_rate
-        component = components[(g + s) % len(components)]
-        plans.append(ChildPlan(s, parents, base, mutate, component, first,
-                               _shown(entries[first], config, rng, batch)))
-    return plans
+                a, b = self.state.entries[first].candidate, self.state.entries[second].candidate
+                merged = crossover_candidates(a, b, rng)
+                if merged.key not in self.state.by_key:
+                    mutate = rng.random() < self.config.mutation_rate
+                    return self._plan(step, generation, "merge", (first, second), merged, minibatch, mutate)
+        return self._plan(step, generation, "mutation", (first,), self.state.entries[first].candidate, minibatch,
+                          True)
 
+    def _merge_allowed(self) -> bool:
+        limit = self.config.max_merges
+        return (limit is None or self.state.merges < limit) and len(self.state.full_entries()) >= 2
 
-def batch_size(config: GEPAConfig) -> int | None:
-    """The gating minibatch's size: minibatch_size; with pareto_split "val" there is always one (default: the
-    reflection_minibatch_size), since children are never run on all of train_seeds there."""
-    if config.minibatch_size is None and config.split == "val":
-        return config.reflection_minibatch_size
-    return config.minibatch_size
+    def _plan(self, step: int, generation: int, kind: str, parents: tuple[str, ...], base: Candidate,
+              minibatch: tuple[int, ...], mutate: bool) -> StepPlan:
+        new_base = sum(1 for i in minibatch if (base.key, i) not in self.state.charged)
+        reserve = len(self.pareto_set) + (new_base + len(minibatch) if mutate else 0)
+        return StepPlan(step, generation, kind, parents, base, minibatch, mutate, reserve)
 
+    def shown(self, plan: StepPlan, rollouts: Mapping[int, Rollout]) -> tuple[Rollout, ...]:
+        """The rollouts a reflection is shown: failures first (where there is most to learn), seeded order."""
+        order = sorted(rollouts)
+        rng_for(self.config, plan.step, "shown").shuffle(order)
+        ranked = [i for i in order if self._failed(rollouts[i])] + [i for i in order if not self._failed(rollouts[i])]
+        return tuple(rollouts[i] for i in ranked[: self.config.reflection_minibatch_size])
 
-def gating_minibatch(state: GEPAState, config: GEPAConfig) -> tuple[int, ...] | None:
-    """The seeded training subset this generation's children must improve on before a full evaluation
-    (shared by all children, so they are compared on equal terms); None without minibatch gating. With
-    pareto_split "val" always a batch (all of train_seeds when they are fewer than its size)."""
-    size = batch_size(config)
-    if size is not None and size >= len(config.train_seeds) and config.split == "val":
-        return tuple(config.train_seeds)
-    if size is None or size >= len(config.train_seeds):
-        return None
-    return tuple(sorted(rng_for(config, state.generation, "minibatch").sample(config.train_seeds, size)))
+    def _failed(self, rollout: Rollout) -> bool:
+        top = self.config.perfect_score
+        if rollout.score is None:
+            return True
+        return rollout.score < top - TIE if top is not None else rollout.score <= 0
 
+    def all_perfect(self, rollouts: Sequence[Rollout]) -> bool:
+        """Nothing to learn from these (skip_perfect_score)."""
+        top = self.config.perfect_score
+        return bool(rollouts) and top is not None and all(r.score is not None and r.score >= top - TIE
+                                                          for r in rollouts)
 
-def _batch_total(entry: Entry, batch: Sequence[int]) -> float:
-    return sum(entry.train.get(i, 0.0) for i in batch)
+    # -- budget --------------------------------------------------------------------------------------------
+    def _validation_reserve(self) -> int:
+        """Rollouts kept back for validating the best candidates (val_candidates x val_seeds), fewer when the
+        rollout budget could not then pay for the start and a step."""
+        if self.split == "val" or not self.config.val_seeds:
+            return 0
+        n, val = self.config.val_candidates, len(self.config.val_seeds)
+        if self.config.max_rollouts is not None:
+            floor = 2 * len(self.pareto_set) + 2 * (self.config.minibatch_size or 0)
+            while n > 0 and self.config.max_rollouts - n * val < floor:
+                n -= 1
+        return n * val
 
+    def room(self, reserved: int = 0, in_flight: int = 0, *, reserve: int | None = None) -> int | None:
+        """Rollouts the search may still plan for, with `reserved` rollouts held by `in_flight` steps and `reserve`
+        kept back for validation (default: the full validation reserve). Plans at the average price so far (the
+        ledger's admission of each call is the cautious guard that keeps the cap hard)."""
+        price = self.prices.average(ROLLOUT)
+        calls = (self.prices.average("reflection") or 0.0) * in_flight
+        return room(self.budget, rollouts_used=self.state.spend.rollouts, cost_usd=self.state.spend.cost_usd,
+                    pending_rollouts=reserved, pending_usd=reserved * (price or 0.0) + calls,
+                    reserve=self.validation_reserve if reserve is None else reserve, price=price)
 
-def accepts(child: Entry, parents: Sequence[Entry], batch: Sequence[int]) -> bool:
-    """A child earns a full evaluation when its total on the minibatch beats its best parent's (strictly)."""
-    measured = [i for i in batch if i in child.train]
-    if not measured:
+    # -- tell ----------------------------------------------------------------------------------------------
+    def tell_initial(self, rollouts: Mapping[int, Rollout]) -> None:
+        self._charge(self.root.candidate, rollouts)
+        self.root.absorb(rollouts, self.split)
+        self.root.full = bool(rollouts) and len(rollouts) == len(self.pareto_set)
+        self._check_perfect(self.root)
+
+    def tell(self, plan: StepPlan, result: StepResult) -> None:
+        """Take a step's measurements into the state (called in step order)."""
+        state = self.state
+        assert result.step == state.told, "steps must be told in order"
+        state.told += 1
+        state.reflection_requests += result.requests
+        state.spend.add(result.usage)
+        self.prices.observe("reflection", result.usage.cost_usd if result.requests else None)
+        if plan.kind == "merge":
+            state.merges += 1
+        self._charge(plan.base, result.base_rollouts)
+        if plan.kind == "mutation":
+            state.entries[plan.parents[0]].absorb(result.base_rollouts, "train")
+        if result.child is not None:
+            self._charge(result.child, result.child_rollouts)
+        if result.entering is not None:
+            self._enter(plan, result)
+        elif result.child is not None:
+            child, new = state.add(result.child, plan.generation, _origin(plan), plan.parents, result.components)
+            child.absorb(result.child_rollouts, "train")
+            state.generation_made += int(new)
+        if result.stop:
+            state.stop_reason = state.stop_reason or result.stop
+
+    def _enter(self, plan: StepPlan, result: StepResult) -> None:
+        state, entering = self.state, result.entering
+        assert entering is not None
+        mutated = result.child is not None and entering.key == result.child.key
+        origin = _origin(plan) if mutated or plan.kind == "mutation" else "merge"
+        entry, new = state.add(entering, plan.generation, origin, plan.parents, result.components if mutated else ())
+        self._charge(entering, result.pareto_rollouts)
+        entry.absorb(result.child_rollouts if mutated else result.base_rollouts, "train")
+        entry.absorb(result.pareto_rollouts, self.split)
+        complete = len(result.pareto_rollouts) == len(self.pareto_set)
+        if complete and not entry.full:
+            entry.full = True
+            state.generation_new += 1
+        state.generation_made += int(new)
+        self._check_perfect(entry)
+
+    def _charge(self, candidate: Candidate, rollouts: Mapping[int, Rollout]) -> None:
+        for r in self.state.charge(candidate.key, rollouts):
+            self.prices.observe(ROLLOUT, r.usage.cost_usd)
+
+    def _check_perfect(self, entry: Entry) -> None:
+        top = self.config.perfect_score
+        scores = entry.scores(self.split)
+        if top is not None and entry.full and all(i in scores and scores[i] >= top - TIE for i in self.pareto_set):
+            self.state.stop_reason = "perfect_score"
+
+    def end_generation(self, generation: int, elapsed: float) -> GenerationStats:
+        """Close `generation` (all its steps told): the stalled count and its stats."""
+        state = self.state
+        state.stale = 0 if state.generation_made else state.stale + 1
+        elites = self.ranked()[: self.config.elite_size]
+        newest = [e.id for e in state.full_entries() if e.generation == generation and e.id not in elites]
+        population = [cid for cid in [*elites, *newest] if cid in state.entries]
+        means = [m for cid in population if (m := self.pareto_mean(state.entries[cid])) is not None]
+        stats = GenerationStats(
+            generation=generation, best_score=max(means, default=0.0),
+            mean_score=sum(means) / len(means) if means else 0.0, num_evaluated=state.generation_made,
+            rollouts_used=state.spend.rollouts, tokens=state.spend.tokens, cost_usd=state.spend.cost,
+            elapsed_seconds=elapsed,
+        )
+        state.history.append(stats)
+        state.generation_new = state.generation_made = 0
+        return stats
+
+    # -- stopping ------------------------------------------------------------------------------------------
+    def stop_reason(self, step: int) -> str:
+        """Why step `step` must not start ('' when it may), budget aside (see `fits`)."""
+        state, config = self.state, self.config
+        if state.stop_reason:
+            return state.stop_reason
+        if step >= config.generations * config.children_per_generation:  # type: ignore[operator]
+            return "generations"
+        if config.max_stale_generations is not None and state.stale >= config.max_stale_generations:
+            return "stalled"
+        if config.max_reflection_calls is not None and state.reflection_requests >= config.max_reflection_calls:
+            return "reflection_calls"
+        return ""
+
+    def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
+        """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
+        validation of one candidate (the best) rather than stopping the search while it could still improve."""
+        floor = min(self.validation_reserve, len(self.config.val_seeds)) if self.split == "train" else 0
+        for reserve in (self.validation_reserve, floor):
+            left = self.room(reserved, in_flight, reserve=reserve)
+            if left is None or left >= plan.reserve:
+                return True
         return False
-    own = sum(child.train[i] for i in measured)
-    best = max(sum(p.train.get(i, 0.0) for i in measured) for p in parents)
-    return own > best + TIE
+
+    # -- the end -------------------------------------------------------------------------------------------
+    def validation_order(self) -> list[str]:
+        """Candidates to score on val_seeds, most promising first: the best by Pareto mean, every Pareto survivor
+        (most wins first), then the rest by mean, up to val_candidates (train split only)."""
+        if self.split == "val" or not self.config.val_seeds:
+            return []
+        table = self._table()
+        if not table:
+            return [self.root.id]
+        ranked = self.ranked()
+        wins = frontier(table, self.pareto_set)
+        front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
+        top = list(dict.fromkeys([ranked[0], *front]))
+        rest = [c for c in ranked if c not in top]
+        return (top + rest)[: max(self.config.val_candidates, 1)]
+
+    def choose_best(self, validated: Sequence[str]) -> str:
+        """The highest validation mean among candidates validated on every val sample (ties: Pareto mean, age);
+        without them the best Pareto mean; else the initial candidate."""
+        val = self.config.val_seeds
+        complete = [c for c in validated if val and len(self.state.entries[c].val) == len(val)]
+        if complete:
+            def key(cid: str) -> tuple[float, float]:
+                e = self.state.entries[cid]
+                return (mean_of(e.val) or 0.0, self.pareto_mean(e) or 0.0)
+
+            best = max(key(c) for c in complete)
+            return next(c for c in self.state.entries if c in complete and key(c) == best)
+        ranked = self.ranked()
+        return ranked[0] if ranked else self.root.id
+
+    def best_so_far(self) -> tuple[str, float | None]:
+        ranked = self.ranked()
+        if not ranked:
+            return self.root.id, None
+        return ranked[0], self.pareto_mean(self.state.entries[ranked[0]])
 
 
-def full_evaluation_order(accepted: Sequence[Entry], batch: Sequence[int] | None) -> list[Entry]:
-    """The accepted children in the order their full evaluations are paid for: best on the gating minibatch
-    first (ties: slot order), so when the budget cannot pay for all of them it is the most promising that run.
-    Without gating, slot order."""
-    if batch is None:
-        return list(accepted)
-    ranked = sorted(enumerate(accepted), key=lambda e: (-_batch_total(e[1], batch), e[0]))
-    return [e for _, e in ranked]
-
-
-def is_perfect(entry: Entry, config: GEPAConfig) -> bool:
-    top = config.perfect_score
-    scores = selection_scores(entry, config)
-    if top is None or not entry.full or len(scores) < len(config.selection_seeds):
-        return False
-    return min(scores.values()) >= top - TIE
-
-
-def population_stats(state: GEPAState, config: GEPAConfig, g: int, evaluated: int, rollouts: int,
-                     elapsed: float) -> GenerationStats:
-    """The population's best and mean score on the selection split (training, or validation with "val")."""
-    means = [m for cid in state.population if (m := selection_mean(state.entries[cid], config)) is not None
-             and state.entries[cid].full]
-    return GenerationStats(
-        generation=g, best_score=max(means, default=0.0), mean_score=sum(means) / len(means) if means else 0.0,
-        num_evaluated=evaluated, rollouts_used=rollouts, tokens=state.tokens, cost_usd=state.cost_usd,
-        elapsed_seconds=elapsed,
-    )
-
-
-def next_population(state: GEPAState, config: GEPAConfig, children: Sequence[str]) -> list[str]:
-    """Elites (the elite_size best of the current population by training mean, unchanged) plus the children
-    that were fully evaluated; generation 0 keeps the initial candidate and its children."""
-    full = [cid for cid in state.population if state.entries[cid].full]
-    keep = full if state.generation == 0 else rank_by_mean(_means(state, config, full))[: config.elite_size]
-    out = list(keep)
-    for cid in children:
-        if cid not in out and state.entries[cid].full:
-            out.append(cid)
-    return out
-
-
-def validation_order(state: GEPAState, config: GEPAConfig) -> list[str]:
-    """The candidates to score on val_seeds, most promising first: the best by training mean, then every Pareto
-    survivor (most wins first, ties by mean), then the rest by mean up to val_candidates in all. The shell
-    validates them in this order as long as the budget pays for a full validation."""
-    if config.split == "val":  # every accepted candidate was already scored on val_seeds
-        return []
-    scores = _scores(state, config)
-    if not scores:
-        return [next(iter(state.entries))] if state.entries else []
-    ranked = rank_by_mean(_means(state, config, list(scores)))
-    wins = frontier(scores, config.train_seeds)
-    front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
-    top = list(dict.fromkeys([ranked[0], *front]))
-    rest = [c for c in ranked if c not in top]
-    return top + rest[: max(0, config.val_candidates - len(top))]
-
-
-def validation_reserve(config: GEPAConfig) -> int:
-    """Rollouts kept back from the search for validation: val_candidates x len(val_seeds), reduced (down to no
-    reserve) when the budget could not then pay for one full training evaluation."""
-    if config.max_rollouts is None or not config.val_seeds or config.split == "val":
-        return 0
-    n = config.val_candidates
-    while n > 0 and config.max_rollouts - n * len(config.val_seeds) < len(config.train_seeds):
-        n -= 1
-    return n * len(config.val_seeds)
-
-
-def choose_best(state: GEPAState, config: GEPAConfig, validated: Sequence[str]) -> str:
-    """The best candidate: highest validation mean among those validated on every val sample (ties: training
-    mean, then age); without validation results, the best by training mean; else the initial candidate."""
-    if config.split == "val":
-        validated = [e.id for e in state.full_entries()]
-    complete = [cid for cid in validated if len(state.entries[cid].val) == len(config.val_seeds) and config.val_seeds]
-    if complete:
-        def key(cid: str) -> tuple[float, float]:
-            e = state.entries[cid]
-            return (sum(e.val.values()) / len(e.val), e.train_mean or 0.0)
-
-        best = max(key(c) for c in complete)
-        return next(c for c in state.entries if c in complete and key(c) == best)
-    scores = _scores(state, config)
-    if scores:
-        return rank_by_mean(_means(state, config, list(scores)))[0]
-    return next(iter(state.entries))
+def _origin(plan: StepPlan) -> str:
+    return "mutation" if plan.kind == "mutation" else "merge+mutation"

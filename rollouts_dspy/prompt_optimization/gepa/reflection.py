@@ -2,7 +2,7 @@
 let it diagnose the failures and write a complete new instruction; parse that answer robustly.
 
 The request is built from `Rollout.inputs`, `.output`, `.score` and `.feedback` only, so the same code serves
-templates (`mutate_template`) and the engine's multi-component candidates.
+templates (`mutate_template`, in gepa/api.py) and the engine's multi-component candidates.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ...dtypes import Endpoint, Message, Usage
-from ...llm import LLMSession
-from ..evaluation import ProviderUnavailableError
+from ...dtypes import Message, Usage
+from ...runtime import BudgetExhausted, ProviderUnavailableError
 from ..protocols import LanguageModel, Rollout
-from ..types import SYSTEM, Candidate, PromptTemplate
+from ..types import SYSTEM
 
 __all__ = [
     "MIN_CHARS",
     "MutationError",
     "MutationRejected",
     "Reflection",
-    "mutate_template",
     "parse_instruction",
     "reflect",
     "reflection_messages",
@@ -160,6 +158,7 @@ class Reflection:
     instruction: str | None
     rejected: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    requests: int = 0
 
 
 async def reflect(
@@ -174,43 +173,22 @@ async def reflect(
     request = list(messages)
     rejected: list[str] = []
     usage = Usage()
+    requests = 0
     for _ in range(attempts):
+        requests += 1
         try:
             answer, cost = await model.complete(request)
-        except ProviderUnavailableError:
-            raise  # the model is down, not just unhelpful: the run stops (resumably)
+        except (ProviderUnavailableError, BudgetExhausted):
+            raise  # the model is down, or the budget is spent: the search stops, not just this child
         except Exception as exc:  # noqa: BLE001 - a failed mutation drops the child, never the run
             rejected.append(f"model error: {type(exc).__name__}: {exc}"[:300])
             break
         usage = usage + cost
         try:
-            return Reflection(parse_instruction(answer, current), tuple(rejected), usage)
+            return Reflection(parse_instruction(answer, current), tuple(rejected), usage, requests)
         except MutationRejected as exc:
             rejected.append(exc.reason)
             request = [*messages, Message("assistant", answer or "(empty)"), Message(
                 "user", f"That answer could not be used ({exc.reason}). Reply again with the complete new "
                 "instructions, changed to fix the failures, inside one ``` block.")]
-    return Reflection(None, tuple(rejected), usage)
-
-
-async def mutate_template(
-    template: PromptTemplate,
-    endpoint: Endpoint,
-    generation: int,
-    *,
-    rollouts: Sequence[Rollout] = (),
-    session: LLMSession | None = None,
-    attempts: int = 3,
-) -> PromptTemplate:
-    """A reflective mutation of `template.system` by the model at `endpoint`, grounded in `rollouts` of the
-    template on training samples (their inputs, answers, scores and feedback). Returns a new template of
-    `generation`; raises MutationError when every attempt was rejected or the model failed."""
-    from ..template_task import EndpointModel
-
-    model = EndpointModel(endpoint, session or LLMSession(), "reflection")
-    outcome = await reflect(model, reflection_messages(template.system, rollouts), template.system,
-                            attempts=attempts)
-    if outcome.instruction is None:
-        raise MutationError(outcome.rejected)
-    child = Candidate.from_template(template).with_instruction(SYSTEM, outcome.instruction)
-    return child.to_template(template, generation=generation)
+    return Reflection(None, tuple(rejected), usage, requests)

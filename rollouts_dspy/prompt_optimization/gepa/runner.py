@@ -1,256 +1,67 @@
-"""The thin async shell: `optimize_gepa` carries out the engine's plans with an Evaluator (cache + budget) and the
-reflection LanguageModel, one generation at a time, every call of a generation in flight together.
+"""`optimize_gepa`: the thin async shell over the GEPA engine. It evaluates the start on the Pareto set, keeps up
+to `children_per_generation` steps in flight (each planned by the engine from the state told so far), tells their
+results back in step order, validates the best candidates and returns a SearchOutcome.
 
-Phases of a generation: make every child (merges and reflective mutations, concurrently), evaluate every new child
-on the gating minibatch (concurrently), then fully evaluate the ones that improved (concurrently). Each phase
-launches its evaluations in slot order, so budget reservations -- and therefore results -- never depend on which
-call happens to finish first.
+Keeping several steps in flight keeps the concurrency slots busy while a step waits on its reflection; telling in
+step order (and planning from told results only) keeps the search the same whatever order calls finish in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from ...dtypes import Usage
 from ...errors import ConfigError
-from ..budget import Budget, BudgetLedger
-from ..evaluation import Evaluator, ProviderUnavailableError
-from ..events import BudgetUpdated, Reporter, RunFinished, RunStarted, RunWarning, StepFinished
-from ..protocols import LanguageModel, Rollout, Task
-from ..types import Candidate, GenerationStats, SearchOutcome
-from . import engine
-from .autosave import Autosave
+from ...runtime import Budget, RunContext, Runtime
+from ..events import (
+    BudgetUpdated,
+    CandidateDropped,
+    PhaseStarted,
+    Reporter,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    StepFinished,
+)
+from ..protocols import LanguageModel, Task
+from ..types import Candidate, SearchOutcome
 from .config import GEPAConfig
-from .merge import merge_with_llm
-from .reflection import Reflection, reflect, reflection_messages
-from .replay import ReplayModel, gather_all
-from .state import Entry, GEPAState, load_checkpoint, save_checkpoint
+from .engine import GEPAEngine, StepPlan, StepResult
+from .step import RecordedProposer, StepRunner
+from .strategies import GEPAStrategies, ReflectiveProposer, candidate_selector, component_selector
 
 __all__ = ["optimize_gepa"]
 
-
-class _LimitedTask:
-    """The task with at most `limit` rollouts in flight (the run's max_concurrent)."""
-
-    def __init__(self, task: Task, limit: asyncio.Semaphore) -> None:
-        self.task, self.limit = task, limit
-        self.components = tuple(task.components)
-
-    async def run(self, candidate: Candidate, index: int) -> Rollout:
-        async with self.limit:
-            return await self.task.run(candidate, index)
-
-    def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
-        return self.task.labeled_demo(index, component)
+METHOD = "gepa"
 
 
-@dataclass
-class _Made:
-    candidate: Candidate | None
-    origin: str
-    component: str
-    rejected: tuple[str, ...] = ()
-
-
-class _Shell:
-    def __init__(self, task: Task, reflection: LanguageModel, config: GEPAConfig, state: GEPAState,
-                 reporter: Reporter | None) -> None:
-        self.config, self.state, self.reporter = config, state, reporter
-        limit = asyncio.Semaphore(config.max_concurrent)
-        self.components = tuple(task.components)
-        search = Budget(max_rollouts=None if config.max_rollouts is None
-                        else config.max_rollouts - engine.validation_reserve(config),
-                        max_cost_usd=config.max_cost_usd)
-        self.ledger = BudgetLedger(search, rollouts_used=len(state.rollouts), cost_usd=state.cost_usd)
-        self.evaluator = Evaluator(_LimitedTask(task, limit), self.ledger, state.rollouts, self._on_rollout)
-        self.model = ReplayModel(reflection, state.reflections, limit, self.ledger)
-        self.started = time.monotonic()
-        self.starved = False
-        self.autosave: Autosave | None = None
-        self._spent, self._count = 0.0, 0
-        self._by_key: dict[str, tuple[float, int]] = {}
-        for (key, _), r in state.rollouts.items():
-            cost = r.usage.cost_usd or 0.0
-            self._spent, self._count = self._spent + cost, self._count + 1
-            spent, count = self._by_key.get(key, (0.0, 0))
-            self._by_key[key] = (spent + cost, count + 1)
-
-    def emit(self, event: Any) -> None:
-        if self.reporter is not None:
-            self.reporter(event)
-
-    def _on_rollout(self, candidate: Candidate, rollout: Rollout) -> None:
-        cost = rollout.usage.cost_usd or 0.0
-        self._spent += cost
-        self._count += 1
-        spent, count = self._by_key.get(candidate.key, (0.0, 0))
-        self._by_key[candidate.key] = (spent + cost, count + 1)
-        if self.autosave is not None:
-            self.autosave.progress()
-        self.state.tokens += rollout.usage.total_tokens
-        self.state.cost_usd = self.ledger.cost_usd
-
-    def _charge(self, usage: Usage) -> None:
-        """Count a reflection's tokens (its dollars were charged to the ledger call by call)."""
-        self.state.tokens += usage.total_tokens
-        self.state.cost_usd = self.ledger.cost_usd
-
-    def _price(self, entry: Entry) -> float:
-        """Expected dollars of one rollout of `entry`: its own average when it has run before, else the run's
-        average with a margin (a child's prompt is usually longer than its parents')."""
-        spent, count = self._by_key.get(entry.candidate.key, (0.0, 0))
-        if count:
-            return spent / count
-        return 1.25 * self._spent / self._count if self._count else 0.0
-
-    def _plan_spend(self, work: Sequence[tuple[Entry, Sequence[int]]], partial_ok: bool) -> list[int]:
-        """Which work items the remaining budget can pay for in full, in slot order."""
-        rollouts = self.ledger.remaining_rollouts()
-        limit = self.ledger.budget.max_cost_usd
-        dollars = None if limit is None else limit - self.ledger.cost_usd
-        chosen = []
-        for n, (entry, indices) in enumerate(work):
-            need = len([i for i in indices if (entry.candidate.key, i) not in self.state.rollouts])
-            cost = need * self._price(entry) if dollars is not None else 0.0
-            if not partial_ok and ((rollouts is not None and need > rollouts)
-                                   or (dollars is not None and cost > dollars)):
-                self.starved = True  # the budget now binds: this generation is the search's last
-                continue
-            if rollouts is not None:
-                rollouts -= min(need, rollouts)
-            if dollars is not None:
-                dollars -= cost
-            chosen.append(n)
-        return chosen
-
-    async def evaluate_all(self, work: Sequence[tuple[Entry, Sequence[int]]], split: str, *,
-                           partial_ok: bool = False) -> None:
-        """Evaluate each (entry, indices) concurrently; work the remaining budget cannot fully pay for is skipped
-        (in slot order) rather than started and left half-measured, unless `partial_ok`."""
-        launched = [work[n] for n in self._plan_spend(work, partial_ok)]
-        results = await gather_all([self.evaluator.evaluate(e.candidate, ix) for e, ix in launched])
-        selection = self.config.split
-        for (entry, indices), rollouts in zip(launched, results, strict=True):
-            entry.absorb(rollouts, split)
-            if split == selection and len(indices) == len(self.config.selection_seeds):
-                scores = entry.train if split == "train" else entry.val
-                entry.full = bool(scores) and len(rollouts) == len(indices)
-
-    async def make_child(self, plan: engine.ChildPlan) -> _Made:
-        state, config = self.state, self.config
-        base, origin = plan.base, ("crossover" if plan.crossover else "copy")
-        if plan.crossover and config.llm_merge and not self.ledger.exhausted:
-            base, origin = await self._llm_merge(plan), "merge"
-        if not plan.mutate and base.key not in state.by_key:
-            return _Made(base, origin, "")
-        if self.ledger.exhausted:
-            return _Made(None, origin, plan.component, ("budget exhausted",))
-        parent = state.entries[plan.reflect_on]
-        shown = [state.rollouts[(parent.candidate.key, i)] for i in plan.shown
-                 if (parent.candidate.key, i) in state.rollouts]
-        current = base.instructions[plan.component]
-        # A one-component task is not told about "steps": both front doors send the same request.
-        named = plan.component if len(self.components) > 1 else None
-        outcome: Reflection = await reflect(self.model, reflection_messages(current, shown, named),
-                                            current, attempts=config.mutation_attempts)
-        self._charge(outcome.usage)
-        if outcome.instruction is None:
-            return _Made(None, origin, plan.component, outcome.rejected)
-        label = "mutation" if origin == "copy" else f"{origin}+mutation"
-        return _Made(base.with_instruction(plan.component, outcome.instruction), label, plan.component)
-
-    async def _llm_merge(self, plan: engine.ChildPlan) -> Candidate:
-        a = self.state.entries[plan.parents[0]]
-        b = self.state.entries[plan.parents[1]]
-        rng = engine.rng_for(self.config, self.state.generation, f"merge:{plan.slot}")
-        merged = a.candidate
-        for name, text in a.candidate.instructions.items():
-            other = b.candidate.instructions.get(name, text)
-            if other != text:
-                new, outcome = await merge_with_llm(self.model, text, other, rng,
-                                                    attempts=self.config.mutation_attempts)
-                self._charge(outcome.usage)
-                merged = merged.with_instruction(name, new)
-        return merged
-
-    async def generation(self) -> GenerationStats:
-        state, config = self.state, self.config
-        g = state.generation
-        if g == 0:
-            root = next(iter(state.entries.values()))
-            await self.evaluate_all([(root, config.selection_seeds)], config.split, partial_ok=True)
-            root.full = bool(engine.selection_scores(root, config))
-            state.population = [root.id]
-        plans = engine.plan_generation(state, config, self.components)
-        await self._run_parents(plans)
-        self.model.answered = self.model.unreachable = self.model.requests = 0
-        made = await gather_all([self.make_child(p) for p in plans])
-        if self.model.unreachable and not self.model.answered:
-            # Every reflection call failed to reach the model: an outage, not a generation without ideas.
-            # Stop before committing the generation, so a resumed run replays it once the model is back.
-            raise ProviderUnavailableError(self.model.unreachable, self.model.last_error)
-        new: list[tuple[Entry, engine.ChildPlan]] = []
-        known: list[str] = []
-        rejected: list[str] = []
-        dropped = 0
-        for plan, child in zip(plans, made, strict=True):
-            if child.candidate is None:
-                rejected.extend(child.rejected)
-                dropped += 1
-                continue
-            entry, is_new = state.add(child.candidate, g, child.origin, plan.parents, child.component)
-            (new.append((entry, plan)) if is_new else known.append(entry.id))
-        if plans and dropped == len(plans):
-            self.emit(RunWarning(f"generation {g}: no usable child; the reflection model's answers were "
-                                 f"rejected ({'; '.join(dict.fromkeys(rejected))[:300]})"))
-        accepted = await self._gate(new)
-        await self.evaluate_all([(e, config.selection_seeds) for e in accepted], config.split)
-        # A generation whose reflections yield nothing new to evaluate makes no progress; enough of them in a
-        # row end the run ("stalled") instead of asking the reflection model forever.
-        state.stale = 0 if any(e.train or e.failed for e, _ in new) else state.stale + 1
-        state.reflection_requests += self.model.requests
-        children = [e.id for e in accepted] + [c for c in known if state.entries[c].full]
-        state.population = engine.next_population(state, config, children)
-        stats = engine.population_stats(state, config, g, len(new) + (1 if g == 0 else 0), self.ledger.rollouts_used,
-                                        time.monotonic() - self.started)
-        state.history.append(stats)
-        state.generation = g + 1
-        return stats
-
-    async def _run_parents(self, plans: Sequence[engine.ChildPlan]) -> None:
-        """With pareto_split "val", parents were never run on training samples: run each (in plan order) on the
-        generation's gating minibatch, whose rollouts the reflection sees and whose scores the children must
-        beat. Already-paid rollouts come from the cache."""
-        batch = engine.gating_minibatch(self.state, self.config)
-        if self.config.split != "val" or batch is None:
-            return
-        ids = dict.fromkeys(p for plan in plans for p in plan.parents)
-        await self.evaluate_all([(self.state.entries[p], batch) for p in ids], "train")
-
-    async def _gate(self, new: Sequence[tuple[Entry, engine.ChildPlan]]) -> list[Entry]:
-        batch = engine.gating_minibatch(self.state, self.config)
-        if batch is None:
-            return [e for e, _ in new]
-        await self.evaluate_all([(e, batch) for e, _ in new], "train")
-        accepted = [e for e, plan in new
-                    if engine.accepts(e, [self.state.entries[p] for p in plan.parents], batch)]
-        return engine.full_evaluation_order(accepted, batch)
-
-    async def validate(self) -> list[str]:
-        config, state = self.config, self.state
-        ids = engine.validation_order(state, config)
-        if not config.val_seeds or not ids:
-            return []
-        # Validation spends the rollouts the search kept back: the same ledger (its price history) gets the
-        # run's whole budget.
-        self.ledger.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
-        await self.evaluate_all([(state.entries[c], config.val_seeds) for c in ids], "val")
-        return ids
-
+async def optimize_gepa(
+    task: Task,
+    reflection: LanguageModel,
+    initial: Candidate,
+    config: GEPAConfig,
+    *,
+    reporter: Reporter | None = None,
+    context: RunContext | None = None,
+    strategies: GEPAStrategies | None = None,
+) -> SearchOutcome:
+    """Run GEPA on `task` from `initial` (docs/gepa.md): reflective mutations by `reflection` (or
+    `strategies.proposer`), Pareto-aware parents, merges; then validate the best candidates on `config.val_seeds`.
+    `context` comes from the front door (what identifies the run's world for checkpoints, how to resume)."""
+    components = _check(task, initial, config)
+    strategies = strategies or GEPAStrategies()
+    fingerprint = {**config.fingerprint(), "initial": initial.key, "components": list(components),
+                   "proposer": type(strategies.proposer).__name__ if strategies.proposer else "reflective"}
+    runtime = Runtime.open(method=METHOD, budget=Budget(max_rollouts=config.max_rollouts,
+                                                        max_cost_usd=config.max_cost_usd),
+                           max_concurrent=config.max_concurrent, checkpoint_dir=config.checkpoint_dir,
+                           fingerprint=fingerprint, context=context)
+    try:
+        shell = _Shell(task, reflection, initial, config, strategies, runtime, reporter)
+        return await shell.run()
+    finally:
+        runtime.close()
 
 
 def _check(task: Task, initial: Candidate, config: GEPAConfig) -> tuple[str, ...]:
@@ -264,95 +75,160 @@ def _check(task: Task, initial: Candidate, config: GEPAConfig) -> tuple[str, ...
     return components
 
 
-def _stop_reason(shell: _Shell) -> str:
-    """Why the search must not start another generation ('' when it may)."""
-    state, config = shell.state, shell.config
-    if state.stop_reason:
-        return state.stop_reason
-    if state.generation >= config.generations:
-        return "generations"
-    if config.max_stale_generations is not None and state.stale >= config.max_stale_generations:
-        return "stalled"
-    if config.max_reflection_calls is not None and state.reflection_requests >= config.max_reflection_calls:
-        return "reflection_calls"
-    if shell.ledger.exhausted or shell.starved:
-        return "budget"
-    room = shell.ledger.remaining_rollouts()
-    need = len(engine.gating_minibatch(state, config) or config.train_seeds)
-    if config.split == "val":  # at least a child's minibatch and its validation must fit
-        need += len(config.val_seeds)
-    if room is not None and state.generation > 0 and room < need:
-        return "budget"
-    return ""
+class _Shell:
+    def __init__(self, task: Task, reflection: LanguageModel, initial: Candidate, config: GEPAConfig,
+                 strategies: GEPAStrategies, runtime: Runtime, reporter: Reporter | None) -> None:
+        self.config, self.runtime, self.reporter, self.initial = config, runtime, reporter, initial
+        selector = strategies.candidate_selector or candidate_selector(config.candidate_selection)
+        self.engine = GEPAEngine(config, task.components, initial, selector)
+        model = runtime.model(reflection, "reflection")
+        proposer = (RecordedProposer(strategies.proposer, model) if strategies.proposer is not None
+                    else ReflectiveProposer(model, attempts=config.mutation_attempts))
+        self.evaluator = runtime.evaluator(task)
+        self.steps = StepRunner(self.engine, self.evaluator, task, proposer,
+                                strategies.component_selector or component_selector(config.component_selection),
+                                model if config.llm_merge else None)
+
+    def emit(self, event: Any) -> None:
+        if self.reporter is not None:
+            self.reporter(event)
+
+    async def run(self) -> SearchOutcome:
+        engine, config = self.engine, self.config
+        self.emit(RunStarted(METHOD, config.generations, config.max_rollouts, self._estimate()))
+        if config.overlap:
+            self.emit(RunWarning(f"train_seeds and val_seeds share {len(config.overlap)} indices "
+                                 f"(e.g. {list(config.overlap[:5])}): validation is not held out"))
+        self.emit(PhaseStarted(METHOD, "initial evaluation", len(engine.pareto_set)))
+        engine.tell_initial(await self.evaluator.evaluate(self.initial, engine.pareto_set))
+        self.emit(PhaseStarted(METHOD, "search" if not self.runtime.resumed else
+                               f"search, resumed: {self.runtime.steps_recorded} generation(s) replayed from the "
+                               "checkpoint"))
+        reason = await self._search()
+        validated = await self._validate()
+        best_id = engine.choose_best(validated)
+        best = engine.state.entries[best_id]
+        score = best.to_record().score
+        self.runtime.step(len(engine.state.history), best=_snapshot(best.id, best.candidate, score))
+        self.emit(RunFinished(METHOD, score, reason, self.runtime.rollouts_used))
+        return SearchOutcome(engine.state.records(), tuple(engine.state.history), best_id, reason,
+                             self.runtime.rollouts_used, self.runtime.cost(), self.runtime.usage(),
+                             compared_on=engine.pareto_set, compared_split=engine.split)
+
+    async def _search(self) -> str:
+        """Launch steps while the engine allows (at most a generation's worth in flight), tell them in order."""
+        engine, width = self.engine, self.config.children_per_generation
+        inflight: dict[int, tuple[StepPlan, asyncio.Future[StepResult]]] = {}
+        next_step, reason = 0, ""
+        try:
+            while True:
+                while not reason and len(inflight) < width:
+                    plan, reason = self._next(next_step, inflight)
+                    if plan is None:
+                        break
+                    inflight[next_step] = (plan, asyncio.ensure_future(self.steps.run(plan)))
+                    next_step += 1
+                if not inflight:
+                    break
+                oldest = min(inflight)
+                plan, future = inflight[oldest]
+                await _wait_for(future, [f for _, f in inflight.values()])
+                del inflight[oldest]
+                self._tell(plan, future.result())
+                reason = reason or engine.state.stop_reason
+        except BaseException:
+            await _cancel([f for _, f in inflight.values()])
+            raise
+        if engine.state.told % width:
+            self._close_generation(engine.state.told // width)
+        return reason or engine.stop_reason(next_step) or "budget"
+
+    def _next(self, step: int, inflight: Mapping[int, tuple[StepPlan, Any]]) -> tuple[StepPlan | None, str]:
+        """The plan of `step` if it may start now; else why the search stops ('' = wait for a step to finish)."""
+        engine = self.engine
+        reason = engine.stop_reason(step)
+        if reason:
+            return None, reason
+        plan = engine.ask(step)
+        if plan is None:
+            return None, "" if inflight else "no_candidate"
+        if not engine.fits(plan, sum(p.reserve for p, _ in inflight.values()), len(inflight)):
+            return None, "" if inflight else "budget"
+        return plan, ""
+
+    def _replayed(self, generation: int) -> bool:
+        """A generation an earlier process of this run already finished and reported (a resumed run replays it
+        from the journal, for free): not reported again."""
+        return self.runtime.resumed and generation < self.runtime.steps_recorded
+
+    def _tell(self, plan: StepPlan, result: StepResult) -> None:
+        self.engine.tell(plan, result)
+        if not self._replayed(plan.generation):
+            if result.child is None and result.rejected:
+                self.emit(CandidateDropped(METHOD, plan.step, result.rejected))
+            spend = self.engine.state.spend
+            self.emit(BudgetUpdated(spend.rollouts, self.config.max_rollouts, spend.cost, spend.tokens))
+        if (plan.step + 1) % self.config.children_per_generation == 0:
+            self._close_generation(plan.generation)
+
+    def _close_generation(self, generation: int) -> None:
+        stats = self.engine.end_generation(generation, self.runtime.meter.elapsed)
+        if self._replayed(generation):
+            return
+        best_id, best = self.engine.best_so_far()
+        entry = self.engine.state.entries[best_id]
+        self.runtime.step(generation + 1, best=_snapshot(best_id, entry.candidate, best))
+        self.emit(StepFinished(METHOD, stats, best))
+
+    async def _validate(self) -> list[str]:
+        engine, val = self.engine, self.config.val_seeds
+        ids = engine.validation_order()
+        if not ids:
+            return []
+        left = engine.room(reserve=0)
+        chosen = []
+        for cid in ids:
+            need = sum(1 for i in val if (engine.state.entries[cid].candidate.key, i) not in engine.state.charged)
+            if left is None or need <= left:
+                chosen.append(cid)
+                left = None if left is None else left - need
+        self.emit(PhaseStarted(METHOD, "validation", len(chosen) * len(val)))
+        results = await asyncio.gather(*(self.evaluator.evaluate(engine.state.entries[c].candidate, val)
+                                         for c in chosen))
+        for cid, rollouts in zip(chosen, results, strict=True):
+            entry = engine.state.entries[cid]
+            engine.state.charge(entry.candidate.key, rollouts)
+            entry.absorb(rollouts, "val")
+        return chosen
+
+    def _estimate(self) -> dict[str, int]:
+        """Upper bounds of the calls planned (before caching and rejected children save some)."""
+        c, engine = self.config, self.engine
+        steps = c.generations * c.children_per_generation  # type: ignore[operator]
+        per_step = 2 * (c.minibatch_size or 0) + len(engine.pareto_set)
+        task = len(engine.pareto_set) + steps * per_step + engine.validation_reserve
+        if c.max_rollouts is not None:
+            task = min(task, c.max_rollouts)
+        return {"task": task, "reflection": steps * c.mutation_attempts}
 
 
-async def optimize_gepa(
-    task: Task,
-    reflection: LanguageModel,
-    initial: Candidate,
-    config: GEPAConfig,
-    *,
-    reporter: Reporter | None = None,
-    fingerprint: Mapping[str, Any] | None = None,
-) -> SearchOutcome:
-    """Run GEPA on `task` from `initial`: reflective mutation by `reflection`, Pareto-aware parent sampling,
-    section-wise merges, elites; then score the top candidates on `config.val_seeds` and pick the best.
-
-    `fingerprint` adds what identifies the run's world to the checkpoint check (e.g. a dataset hash): resuming
-    from a checkpoint written with other settings raises CheckpointError. Events go to `reporter`.
-    """
-    components = _check(task, initial, config)
-    run_key = {**config.fingerprint(), "initial": initial.key, "components": list(components),
-                 **dict(fingerprint or {})}
-    state = load_checkpoint(config.checkpoint_dir, run_key) if config.checkpoint_dir else None
-    state = state or GEPAState()
-    if not state.entries:
-        state.add(initial, 0, "initial")
-    shell = _Shell(task, reflection, config, state, reporter)
-    autosave = Autosave(config.checkpoint_dir, run_key, state)
-    shell.autosave = autosave
-    shell.emit(RunStarted("gepa", config.generations, config.max_rollouts, _estimate(config)))
-    if config.overlap:
-        shell.emit(RunWarning(f"train_seeds and val_seeds share {len(config.overlap)} indices "
-                              f"(e.g. {list(config.overlap[:5])}): validation is not held out"))
-    autosave.at_boundary()
-    try:
-        while not (reason := _stop_reason(shell)):
-            stats = await shell.generation()
-            best = max((m for e in state.full_entries() if (m := engine.selection_mean(e, config)) is not None),
-                       default=None)
-            if any(engine.is_perfect(e, config) for e in state.full_entries()):
-                state.stop_reason = "perfect_score"
-            autosave.at_boundary()
-            shell.emit(StepFinished("gepa", stats, best))
-            shell.emit(BudgetUpdated(shell.ledger.rollouts_used, config.max_rollouts, shell.ledger.cost_usd))
-        validated = await shell.validate()
-    except BaseException:
-        # Keep every rollout and reflection answer paid for in the unfinished generation: the resumed run
-        # replays that generation from the boundary and finds them all in the cache.
-        autosave.progress(force=True)
-        raise
-    if config.checkpoint_dir:
-        save_checkpoint(config.checkpoint_dir, run_key, state)
-    best_id = engine.choose_best(state, config, validated)
-    best_entry = state.entries[best_id]
-    best_score = (sum(best_entry.val.values()) / len(best_entry.val)) if best_entry.val else best_entry.train_mean
-    shell.emit(RunFinished("gepa", best_score, reason, shell.ledger.rollouts_used))
-    return SearchOutcome(
-        records=tuple(e.to_record() for e in state.entries.values()),
-        history=tuple(state.history), best_id=best_id, stop_reason=reason,
-        rollouts_used=shell.ledger.rollouts_used, cost_usd=shell.ledger.cost_usd,
-    )
+def _snapshot(cid: str, candidate: Candidate, score: float | None) -> dict[str, Any]:
+    return {"id": cid, "candidate": candidate.to_dict(), "score": score}
 
 
-def _estimate(config: GEPAConfig) -> dict[str, int]:
-    """Planned calls at most (before minibatch gating and deduplication save some)."""
-    t, n, e, g = len(config.train_seeds), config.population_size, config.elite_size, config.generations
-    children = (n - 1) + (g - 1) * (n - e)
-    if config.split == "val":
-        v = len(config.val_seeds)
-        return {"task": v + children * (2 * (engine.batch_size(config) or t) + v),
-                "reflection": children * config.mutation_attempts}
-    per_child = t + (config.minibatch_size or 0)
-    return {"task": t + children * per_child + config.val_candidates * len(config.val_seeds),
-            "reflection": children * config.mutation_attempts}
+async def _wait_for(future: asyncio.Future[Any], all_futures: list[asyncio.Future[Any]]) -> None:
+    """Wait until `future` is done; a failure of any step in flight (an outage, a bug) surfaces at once."""
+    while not future.done():
+        done, _ = await asyncio.wait(all_futures, return_when=asyncio.FIRST_COMPLETED)
+        for f in done:
+            if not f.cancelled() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+        all_futures = [f for f in all_futures if not f.done()]
+    if future.exception() is not None:
+        raise future.exception()  # type: ignore[misc]
+
+
+async def _cancel(futures: list[asyncio.Future[Any]]) -> None:
+    for f in futures:
+        f.cancel()
+    await asyncio.gather(*futures, return_exceptions=True)

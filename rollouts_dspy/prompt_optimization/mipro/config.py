@@ -132,10 +132,11 @@ class MIPROConfig:
             needed = minimum_rollouts(self)
             if self.max_rollouts < needed:
                 raise ConfigError(
-                    f"{OWNER}.max_rollouts={self.max_rollouts} cannot pay for one trial: the starting point's trial, "
-                    f"one searched trial ({self.minibatch_size} rollouts each) and the validation of "
-                    f"{len(self.val_seeds)} rows need at least {needed} rollouts; raise max_rollouts to {needed} or "
-                    "more, or use smaller minibatch_size / fewer val_seeds")
+                    f"{OWNER}.max_rollouts={self.max_rollouts} cannot pay for one trial: the starting point's trial "
+                    f"and one searched trial ({min(self.minibatch_size, len(self.train_seeds))} rollouts each) plus "
+                    f"validating {self.num_top_for_validation + 1} combinations on {len(self.val_seeds)} rows needs "
+                    f"at least {needed} rollouts; raise max_rollouts to {needed} or more, or use a smaller "
+                    "minibatch_size, fewer val_seeds or a smaller num_top_for_validation")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -175,7 +175,8 @@ class MiproEngine:
         for c in self.components:
             pool = [dict(r.demos[c]) for r in found if c in r.demos] + [d for _, d in labeled.get(c, ())]
             out[c] = ProposalContext(
-                component=c if len(self.components) > 1 else None, current=self.initial.instructions[c],
+                component=c if len(self.components) > 1 and cfg.program_aware else None,
+                current=self.initial.instructions[c],
                 summary=self.state.summary if cfg.data_aware else "",
                 program=self._program(c) if cfg.program_aware else "",
                 pool=tuple(pool) if cfg.fewshot_aware else (), failures=failures)

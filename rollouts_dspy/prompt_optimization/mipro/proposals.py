@@ -72,11 +72,12 @@ def summary_messages(examples: Sequence[Mapping[str, Any]]) -> list[Message]:
 
 
 def proposal_messages(current: str, summary: str, demos: Sequence[Mapping[str, Any]], tip: str,
-                      component: str | None = None, *, program: str = "", failures: Sequence[str] = ()
-                      ) -> list[Message]:
+                      component: str | None = None, *, program: str = "", failures: Sequence[str] = (),
+                      number: int = 0) -> list[Message]:
     """One proposal request: role, program, summary and tip in the system message; the current instruction (in a
     ``` block, the first block of the message), the examples and the failures in the user message. Empty parts
-    are left out (the config's `*_aware` flags empty them)."""
+    are left out (the config's `*_aware` flags empty them). `number` (> 0) names the proposal, so requests that
+    would otherwise be identical stay distinct calls (a sampling proposer then gives different answers)."""
     where = f" for the step `{component}` of a multi-step program" if component else ""
     system = (f"You write the instruction (system prompt) that a language model follows{where}. A good instruction "
               "is grounded in the data: it states the task and the rules that decide the right answer.")
@@ -94,6 +95,8 @@ def proposal_messages(current: str, summary: str, demos: Sequence[Mapping[str, A
         user += "Runs of the current instruction that fell short, with feedback:\n\n" + "\n\n".join(failures) + "\n\n"
     user += ("Write an improved instruction that would make a model produce the expected outputs. Keep what is "
              "right in the current instruction. Reply with the new instruction inside one ``` block.")
+    if number:
+        user += f" (Proposal {number}.)"
     return [Message("system", system), Message("user", user)]
 
 
@@ -120,7 +123,7 @@ def proposal_requests(context: ProposalContext, *, num_candidates: int, tips: Se
         failures = rng.sample(list(context.failures), min(failures_per_prompt, len(context.failures)))
         tip = tips[(k - 1) % len(tips)] if tips else ""
         requests.append(proposal_messages(context.current, context.summary, demos, tip, context.component,
-                                          program=context.program, failures=failures))
+                                          program=context.program, failures=failures, number=k))
     return requests
 
 

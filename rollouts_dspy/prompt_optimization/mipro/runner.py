@@ -46,11 +46,14 @@ Results = tuple[dict[int, Rollout], int]
 
 async def optimize_mipro(task: Task, proposer: LanguageModel, initial: Candidate, config: MIPROConfig, *,
                          reporter: Reporter | None = None, context: RunContext | None = None,
-                         bootstrap_task: Task | None = None) -> SearchOutcome:
+                         bootstrap_task: Task | None = None,
+                         trial_log: dict[int, TrialEntry] | None = None) -> SearchOutcome:
     """Search (instruction, demo set) per component of `initial` with MIPROv2's recipe (docs/mipro.md).
 
     `context` comes from a front door (what identifies the run's world, how to resume); `bootstrap_task` runs the
-    bootstrapping instead of `task` (e.g. a teacher program over the same dataset)."""
+    bootstrapping instead of `task` (e.g. a teacher program over the same dataset; its rollouts are kept apart
+    from the candidates' scores); `trial_log`, when given, receives every trial by number (its combination,
+    choice, minibatch scores and stats), also when the run stops early."""
     if not isinstance(config, MIPROConfig):
         raise ConfigError(f"config must be a MIPROConfig, but got {type(config).__name__}")
     components = tuple(task.components)
@@ -64,10 +67,13 @@ async def optimize_mipro(task: Task, proposer: LanguageModel, initial: Candidate
         fingerprint={"config": config.fingerprint_fields(), "initial": initial.to_dict(),
                      "components": list(components), "teacher": bootstrap_task is not None},
         context=context)
+    shell = _Shell(task, proposer, initial, config, runtime, reporter, bootstrap_task)
     try:
-        return await _Shell(task, proposer, initial, config, runtime, reporter, bootstrap_task).run()
+        return await shell.run()
     finally:
         runtime.close()
+        if trial_log is not None:
+            trial_log.update(shell.engine.state.trials)
 
 
 def _lost(rollout: Rollout) -> bool:
@@ -165,7 +171,11 @@ class _Shell:
         first = [d for _, d in labeled[engine.components[0]]]
         request = engine.summary_request(first)
         summary = self._launch(ask_one(self.proposer, request)) if request is not None else None
-        self._phase("bootstrap", engine.start_bootstrap())
+        limit = engine.start_bootstrap()
+        self._phase("bootstrap", limit)
+        if limit == 0 and self.config.max_bootstrapped_demos > 0:
+            self._emit(RunWarning("the budget leaves no rollouts for bootstrapping demos; demo sets use labeled "
+                                  "examples only"))
         while chunk := engine.ask_bootstrap():
             results, lost = await self._evaluate(self.bootstrapper, self.engine.initial, chunk)
             engine.tell_bootstrap(chunk, results, lost)

@@ -84,7 +84,10 @@ class FakeTask:
 
 
 class FakeReflection:
-    """A fake LanguageModel: adds the first word named in the feedback it is shown (a reflective learner)."""
+    """A fake LanguageModel: adds the first word named in the feedback it is shown (a reflective learner).
+
+    Its answer is exactly what FakeTask rewards, so a run that improves on these two fakes proves plumbing
+    (feedback reaches reflection, answers reach candidates), not search quality; such tests say "plumbing"."""
 
     def __init__(self, answers: Sequence[str] | None = None, delay: float = 0.001) -> None:
         self.calls: list[list[Message]] = []

@@ -14,9 +14,10 @@ from gepa_helpers import WEAK, arithmetic_score, intent_score
 from rollouts_dspy.environments.calculator import CalculatorEnvironment
 from rollouts_dspy.errors import DatasetError
 from rollouts_dspy.prompt_optimization.evaluation import evaluate_template
-from rollouts_dspy.prompt_optimization.events import RunWarning, StepFinished
+from rollouts_dspy.prompt_optimization.events import CandidateDropped, StepFinished
 from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
 from rollouts_dspy.prompt_optimization.types import OptimizationResult, PromptTemplate
+from rollouts_dspy.runtime import JOURNAL_FILE
 from rollouts_dspy.testing import (
     FaultConfig,
     IntentWorld,
@@ -120,11 +121,13 @@ async def test_a_killed_run_resumes_to_the_same_result_without_rerunning_rollout
     assert 0 < killed < full.rollouts_used
     resumed = await run_gepa(WEAK, config(checkpoint_dir=str(tmp_path)), DATA, task_endpoint, reflect_endpoint,
                              intent_score, progress=False)
-    assert task_requests(server) == full.rollouts_used  # killed + resumed = uninterrupted: nothing ran twice
-    assert resumed.best_template.system == full.best_template.system
-    assert resumed.candidates == full.candidates and resumed.rollouts_used == full.rollouts_used
-    state = json.loads((tmp_path / "gepa_state.json").read_text())
-    assert state["state"]["generation"] == 3 and "api_key" not in json.dumps(state)
+    # Nothing that finished ran twice: only the calls in flight at the kill were sent again (at most
+    # max_concurrent), and the resumed run counts every call the provider was sent.
+    resent = task_requests(server) - full.rollouts_used
+    assert 0 <= resent <= 32 and resumed.rollouts_used >= task_requests(server)
+    assert resumed.best_template.system == full.best_template.system and resumed.candidates == full.candidates
+    journal = (tmp_path / JOURNAL_FILE).read_text()
+    assert "sk-test" not in journal and "api_key" not in journal
 
 
 @pytest.mark.parametrize("useless", ["label", "empty"])
@@ -140,7 +143,7 @@ async def test_a_useless_mutation_model_leaves_the_run_intact(server, task_endpo
                                     reporter=events.append)
     assert result.best_template.system == WEAK.system and len(result.candidates) == 1
     assert result.stop_reason == "generations" and len(result.history) == 2
-    assert any(isinstance(e, RunWarning) for e in events)
+    assert any(isinstance(e, CandidateDropped) for e in events)
 
 
 async def test_tool_using_agents_run_through_environment_factory(server, task_endpoint, reflect_endpoint):

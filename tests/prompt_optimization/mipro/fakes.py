@@ -62,7 +62,9 @@ class FakeTask:
 
 
 class FakeProposer:
-    """Answers proposals with a fenced instruction that varies with the request; `mode` makes it misbehave."""
+    """Answers proposals with a fenced instruction that varies with the request; `mode` makes it misbehave.
+
+    Its instructions contain "good", the word FakeTask rewards: a gain on these fakes proves plumbing only."""
 
     def __init__(self, mode: str = "good", *, cost: float = 0.0) -> None:
         self.mode = mode

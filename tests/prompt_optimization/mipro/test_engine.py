@@ -63,6 +63,11 @@ async def test_scores_are_reused_never_rerun_and_every_phase_says_so():
     assert initial.origin == "initial" and initial.id == "i0d0" and initial.candidate == INITIAL
     assert initial.val_scores and outcome.usage["task"]["calls"] == task.total
     assert outcome.usage["proposer"]["calls"] == 4
+    # The winner is chosen on validation: the initial combination is always among the validated, and the best
+    # has the highest validation mean of them.
+    validated = [r for r in outcome.records if r.val_scores]
+    assert initial in validated and all(len(r.val_scores) == 12 for r in validated)
+    assert outcome.record(outcome.best_id).val_mean == max(r.val_mean for r in validated)
     assert len({r.id for r in outcome.records}) == len(outcome.records)
 
 

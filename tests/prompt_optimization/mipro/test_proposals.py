@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from rollouts_dspy import LLMCallError
 from rollouts_dspy.prompt_optimization.mipro import dedupe_instructions, parse_instruction
 from rollouts_dspy.prompt_optimization.mipro.proposals import (
     ProposalContext,
     ask_all,
+    ask_one,
     collect_proposals,
     proposal_messages,
     proposal_requests,
@@ -95,3 +97,17 @@ def test_the_aware_flags_choose_what_a_request_shows():
 def test_summary_request_shows_rows_without_cue_words():
     text = summary_messages([{"q": "x", "a": "y"}])[1].content
     assert '{"a": "y", "q": "x"}' in text and "expected" not in text.lower()
+
+
+class _DownProposer:
+    """A LanguageModel whose provider is down: every call fails after its retries."""
+
+    async def complete(self, messages):
+        raise LLMCallError("ServiceUnavailableError", "provider down", retryable=True, attempts=3)
+
+
+async def test_a_failed_request_says_why_and_whether_the_provider_failed():
+    reply = await ask_one(_DownProposer(), summary_messages([{"q": 1}]))
+    assert reply.text is None and reply.provider and "provider down" in reply.error
+    broken = await ask_one(FakeProposer("raise"), proposal_messages("Original.", "", [], ""))
+    assert broken.text is None and not broken.provider  # a broken LM is not the provider being down
