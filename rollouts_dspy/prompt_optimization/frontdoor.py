@@ -15,7 +15,7 @@ from typing import Any
 
 from ..dtypes import Endpoint, ScoreFn
 from ..errors import ConfigError
-from ..llm import LLMSession, check_priced
+from ..llm import LLMSession, check_api_keys, check_priced
 from ..runtime import RunContext
 from .events import LinePrinter, Reporter
 from .protocols import LanguageModel, Task
@@ -73,8 +73,10 @@ async def run_template_search(
     *,
     reporter: Reporter | None,
     progress: bool,
+    optimize_user_template: bool = False,
 ) -> OptimizationResult:
-    """The pipeline behind run_gepa/run_mipro (see the module doc)."""
+    """The pipeline behind run_gepa/run_mipro (see the module doc). `optimize_user_template`: the template's
+    user_template is a second component of the candidates (GEPA's opt-in)."""
     if not isinstance(initial_template, PromptTemplate):
         raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial_template).__name__}")
     if not isinstance(config, method.config_type):
@@ -82,12 +84,13 @@ async def run_template_search(
     owner = method.config_type.__name__
     preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
               val_seeds=config.val_seeds, owner=owner, stacklevel=4)
+    check_api_keys(endpoint, optimizer_endpoint)
     check_priced(config.max_cost_usd, endpoint, optimizer_endpoint)
     if reporter is None and progress:
         reporter = LinePrinter()
     session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
     task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
-                              environment_factory=environment_factory)
+                              environment_factory=environment_factory, optimize_user_template=optimize_user_template)
     model: LanguageModel = EndpointModel(optimizer_endpoint, session, method.model_role)
     context = RunContext(
         fingerprint=world_fingerprint(initial_template, dataset, endpoint, optimizer_endpoint,
@@ -95,6 +98,6 @@ async def run_template_search(
         resume_hint=resume_hint(config.checkpoint_dir),
         counters=lambda: {role: {"retries": s.retries} for role, s in session.stats.items()},
     )
-    outcome = await method.engine(task, model, Candidate.from_template(initial_template), config,
-                                  reporter=reporter, context=context)
+    initial = Candidate.from_template(initial_template, with_user_template=optimize_user_template)
+    outcome = await method.engine(task, model, initial, config, reporter=reporter, context=context)
     return outcome.to_result(initial_template, method=method.name, seed=config.seed, config=config.to_dict())

@@ -42,8 +42,10 @@ async def run_gepa(
     on stderr by default; pass `reporter` to receive the events yourself, or `progress=False` for silence.
     Everything is validated before the first LLM call.
     """
+    user_template = isinstance(config, GEPAConfig) and config.optimize_user_template
     return await run_template_search(GEPA, initial_template, config, dataset, endpoint, mutation_endpoint, score_fn,
-                                      environment_factory, reporter=reporter, progress=progress)
+                                      environment_factory, reporter=reporter, progress=progress,
+                                      optimize_user_template=user_template)
 
 
 async def mutate_template(

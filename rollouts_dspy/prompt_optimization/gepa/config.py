@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ...errors import ConfigError
+from ..objectives import check_objectives
 from ..validation import (
     check_budget,
     check_int,
@@ -52,11 +53,16 @@ class GEPAConfig:
     reflection, failures first); `pareto_size` (with `pareto_split="train"`, the training samples every accepted
     candidate is scored on and compared by: the Pareto set); `pareto_split` ("train": the Pareto set is drawn
     from train_seeds and the best candidates are validated on val_seeds at the end; "val": the paper's scheme,
-    candidates are compared on val_seeds themselves); `val_candidates`; `perfect_score` (stop once a candidate
-    reaches it on every sample of the Pareto set); `skip_perfect_score` (no reflection when every rollout shown
-    already reaches it); `candidate_selection` ("pareto" | "current_best"); `component_selection`
-    ("round_robin" | "all"); `max_merges`; `llm_merge`; `mutation_attempts`; `max_stale_generations`;
-    `max_reflection_calls`; `checkpoint_dir` (the run's journal: rerunning with it resumes).
+    candidates are compared on val_seeds themselves); `holdout_size` (split "train" without val_seeds:
+    training samples kept out of the search to validate its best candidates on; 0: none); `val_candidates`;
+    `perfect_score` (stop once a candidate reaches it on every sample of the Pareto set); `skip_perfect_score`
+    (no reflection when every rollout shown already reaches it); `candidate_selection` ("pareto" |
+    "current_best"); `component_selection` ("round_robin" | "all"); `max_merges`; `llm_merge`;
+    `mutation_attempts`; `max_stale_generations`; `max_reflection_calls`; `optimize_user_template` (run_gepa:
+    the user_template is a second component, rewritten like the system prompt; a rewrite that drops or invents a
+    {placeholder} is rejected); `objectives` (multi-objective search: names of Score metrics, "prompt_length"
+    or "tokens"; the candidates best on any of them stay parents, and the result holds the Pareto front over
+    them and the score); `checkpoint_dir` (the run's journal: rerunning with it resumes).
     """
 
     population_size: int | None = None
@@ -74,6 +80,7 @@ class GEPAConfig:
     reflection_minibatch_size: int = DEFAULT_REFLECTION_MINIBATCH
     pareto_size: int | None = None
     pareto_split: str = "train"
+    holdout_size: int | None = None
     mutation_attempts: int = DEFAULT_MUTATION_ATTEMPTS
     val_candidates: int = DEFAULT_VAL_CANDIDATES
     perfect_score: float | None = 1.0
@@ -82,6 +89,8 @@ class GEPAConfig:
     component_selection: str = "round_robin"
     max_merges: int | None = None
     llm_merge: bool = False
+    optimize_user_template: bool = False
+    objectives: tuple[str, ...] = ()
     checkpoint_dir: str | None = None
     max_stale_generations: int | None = DEFAULT_MAX_STALE_GENERATIONS
     max_reflection_calls: int | None = None
@@ -95,6 +104,7 @@ class GEPAConfig:
                               "e.g. train_seeds=tuple(range(100))")
         self._check_numbers()
         self._check_names()
+        set_(self, "objectives", check_objectives(OWNER, self.objectives))
         for name, value in choose_sizes(self).items():
             set_(self, name, value)
         if self.elite_size >= self.population_size:  # type: ignore[operator]
@@ -116,6 +126,7 @@ class GEPAConfig:
         check_int(OWNER, "val_candidates", self.val_candidates, 1)
         check_optional_int(OWNER, "minibatch_size", self.minibatch_size, 1)
         check_optional_int(OWNER, "pareto_size", self.pareto_size, 1)
+        check_optional_int(OWNER, "holdout_size", self.holdout_size, 0)
         check_optional_int(OWNER, "max_merges", self.max_merges, 0)
         check_optional_int(OWNER, "max_stale_generations", self.max_stale_generations, 1)
         check_optional_int(OWNER, "max_reflection_calls", self.max_reflection_calls, 1)
@@ -161,6 +172,7 @@ class GEPAConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["train_seeds"] = list(self.train_seeds)
         out["val_seeds"] = list(self.val_seeds)
+        out["objectives"] = list(self.objectives)
         return out
 
     def fingerprint(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ...dtypes import Usage
 from ...runtime import PriceBook, room
 from ...runtime.ledger import ROLLOUT, Budget
+from ..objectives import ObjectiveFront
 from ..protocols import Rollout
 from ..types import Candidate, GenerationStats, mean_of
 from .config import GEPAConfig
@@ -47,6 +48,9 @@ class StepPlan:
     minibatch: tuple[int, ...]
     mutate: bool
     reserve: int
+    compared: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    """The comparable candidates' Pareto-set scores the step was planned from (oldest first): what a
+    component selector is shown, as of the plan (never of whatever was told while the step ran)."""
 
 
 @dataclass(frozen=True)
@@ -93,16 +97,29 @@ class GEPAEngine:
         self.split = config.pareto_split
         pool = config.val_seeds if self.split == "val" else config.train_seeds
         self.pareto_set = _sample(pool, config.pareto_size or len(pool), rng_for(config, -1, "pareto-set"))
+        self.val_set = self._val_set()
         self.feedback_pool = self._feedback_pool()
         self.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
         self.prices = PriceBook()  # fed at tell, in step order: deterministic estimates for planning
         self.validation_reserve = self._validation_reserve()
 
+    def _val_set(self) -> tuple[int, ...]:
+        """The samples the best candidates are validated on at the end (split "train"): val_seeds, or without
+        them a holdout of `holdout_size` training samples that neither the reflections nor the Pareto set ever
+        use -- the search picks among many candidates by their Pareto score, which flatters the lucky ones."""
+        if self.split == "val":
+            return ()
+        if self.config.val_seeds:
+            return tuple(self.config.val_seeds)
+        rest = [i for i in self.config.train_seeds if i not in set(self.pareto_set)]
+        return _sample(rest, self.config.holdout_size or 0, rng_for(self.config, -1, "holdout")) \
+            if self.config.holdout_size else ()
+
     def _feedback_pool(self) -> tuple[int, ...]:
-        """The training samples minibatches are drawn from: the ones outside the Pareto set when enough remain, so
-        a candidate is compared on samples its reflection never saw (its Pareto score measures what generalizes,
-        not what was memorized); all of train_seeds when the split is too small to hold both."""
-        held = set(self.pareto_set)
+        """The training samples minibatches are drawn from: the ones outside the Pareto set (and the holdout) when
+        enough remain, so a candidate is compared on samples its reflection never saw (its Pareto score measures
+        what generalizes, not what was memorized); all of train_seeds when the split is too small to hold both."""
+        held = set(self.pareto_set) | set(self.val_set)
         rest = tuple(i for i in self.config.train_seeds if i not in held)
         return rest if len(rest) >= 2 * (self.config.minibatch_size or 1) else tuple(self.config.train_seeds)
 
@@ -117,42 +134,63 @@ class GEPAEngine:
                  for e in self.state.full_entries()}
         return {cid: scores for cid, scores in table.items() if scores}
 
+    def objective_front(self) -> ObjectiveFront:
+        """Every comparable candidate's objectives on the Pareto set, and their front (see objectives.py)."""
+        points = {}
+        for cid, scores in self._table().items():
+            entry = self.state.entries[cid]
+            point = {"score": mean_of(scores) or 0.0,
+                     "prompt_length": float(sum(len(t) for t in entry.candidate.instructions.values())),
+                     "tokens": float(mean_of([entry.tokens[i] for i in scores if i in entry.tokens]) or 0.0)}
+            per_sample = entry.objectives.get(self.split, {})
+            for name in self.config.objectives:
+                values = [per_sample[i][name] for i in scores if name in per_sample.get(i, {})]
+                if values:
+                    point[name] = sum(values) / len(values)
+            points[cid] = point
+        return ObjectiveFront.of(points, self.config.objectives)
+
     def ranked(self) -> list[str]:
         """Comparable candidates, best Pareto mean first (ties: oldest)."""
         return rank_by_mean({cid: mean_of(scores) for cid, scores in self._table().items()})
 
     # -- ask -----------------------------------------------------------------------------------------------
-    def ask(self, step: int) -> StepPlan | None:
-        """The plan of `step`, from the state as told so far; None when no candidate can be a parent."""
+    def ask(self, step: int, pending: Sequence[StepPlan] = ()) -> StepPlan | None:
+        """The plan of `step`, from the state as told so far and the steps still in flight (`pending`); None
+        when no candidate can be a parent."""
         table = self._table()
         if not table:
             return None
         rng = rng_for(self.config, step, "plan")
         front = frontier(table, self.pareto_set)
+        if self.config.objectives:  # the best trade-offs on the other objectives stay parents too
+            front = {**front, **{c: frozenset() for c in self.objective_front().front if c not in front}}
         means = {cid: mean_of(s) or 0.0 for cid, s in table.items()}
         first = self.selector.select(front, means, rng)
         minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
         generation = step // self.config.children_per_generation
-        if self._merge_allowed() and rng.random() < self.config.crossover_rate:
+        if self._merge_allowed(pending) and rng.random() < self.config.crossover_rate:
             second = complementary_parent(rng, front, first, self.ranked())
             if second is not None:
                 a, b = self.state.entries[first].candidate, self.state.entries[second].candidate
                 merged = crossover_candidates(a, b, rng)
                 if merged.key not in self.state.by_key:
                     mutate = rng.random() < self.config.mutation_rate
-                    return self._plan(step, generation, "merge", (first, second), merged, minibatch, mutate)
+                    return self._plan(step, generation, "merge", (first, second), merged, minibatch, mutate, table)
         return self._plan(step, generation, "mutation", (first,), self.state.entries[first].candidate, minibatch,
-                          True)
+                          True, table)
 
-    def _merge_allowed(self) -> bool:
+    def _merge_allowed(self, pending: Sequence[StepPlan]) -> bool:
+        """Merges planned so far (told or still in flight) are under `max_merges`, and two candidates exist."""
         limit = self.config.max_merges
-        return (limit is None or self.state.merges < limit) and len(self.state.full_entries()) >= 2
+        planned = self.state.merges + sum(p.kind == "merge" for p in pending)
+        return (limit is None or planned < limit) and len(self.state.full_entries()) >= 2
 
     def _plan(self, step: int, generation: int, kind: str, parents: tuple[str, ...], base: Candidate,
-              minibatch: tuple[int, ...], mutate: bool) -> StepPlan:
+              minibatch: tuple[int, ...], mutate: bool, compared: Mapping[str, Mapping[int, float]]) -> StepPlan:
         new_base = sum(1 for i in minibatch if (base.key, i) not in self.state.charged)
         reserve = len(self.pareto_set) + (new_base + len(minibatch) if mutate else 0)
-        return StepPlan(step, generation, kind, parents, base, minibatch, mutate, reserve)
+        return StepPlan(step, generation, kind, parents, base, minibatch, mutate, reserve, compared)
 
     def shown(self, plan: StepPlan, rollouts: Mapping[int, Rollout]) -> tuple[Rollout, ...]:
         """The rollouts a reflection is shown: failures first (where there is most to learn), seeded order."""
@@ -177,9 +215,9 @@ class GEPAEngine:
     def _validation_reserve(self) -> int:
         """Rollouts kept back for validating the best candidates (val_candidates x val_seeds), fewer when the
         rollout budget could not then pay for the start and a step."""
-        if self.split == "val" or not self.config.val_seeds:
+        if not self.val_set:
             return 0
-        n, val = self.config.val_candidates, len(self.config.val_seeds)
+        n, val = self.config.val_candidates + 1, len(self.val_set)  # + the start, validated too
         if self.config.max_rollouts is not None:
             floor = 2 * len(self.pareto_set) + 2 * (self.config.minibatch_size or 0)
             while n > 0 and self.config.max_rollouts - n * val < floor:
@@ -198,9 +236,11 @@ class GEPAEngine:
 
     # -- tell ----------------------------------------------------------------------------------------------
     def tell_initial(self, rollouts: Mapping[int, Rollout]) -> None:
+        before = self.state.spend.rollouts
         self._charge(self.root.candidate, rollouts)
         self.root.absorb(rollouts, self.split)
         self.root.full = bool(rollouts) and len(rollouts) == len(self.pareto_set)
+        self.root.compared_at = before if self.root.full else None
         self._check_perfect(self.root)
 
     def tell(self, plan: StepPlan, result: StepResult) -> None:
@@ -233,12 +273,14 @@ class GEPAEngine:
         mutated = result.child is not None and entering.key == result.child.key
         origin = _origin(plan) if mutated or plan.kind == "mutation" else "merge"
         entry, new = state.add(entering, plan.generation, origin, plan.parents, result.components if mutated else ())
+        before = state.spend.rollouts
         self._charge(entering, result.pareto_rollouts)
         entry.absorb(result.child_rollouts if mutated else result.base_rollouts, "train")
         entry.absorb(result.pareto_rollouts, self.split)
         complete = len(result.pareto_rollouts) == len(self.pareto_set)
         if complete and not entry.full:
             entry.full = True
+            entry.compared_at = before
             state.generation_new += 1
         state.generation_made += int(new)
         self._check_perfect(entry)
@@ -286,10 +328,12 @@ class GEPAEngine:
         return ""
 
     def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
-        """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
-        validation of one candidate (the best) rather than stopping the search while it could still improve."""
-        floor = min(self.validation_reserve, len(self.config.val_seeds)) if self.split == "train" else 0
-        for reserve in (self.validation_reserve, floor):
+        """Can the budget pay for `plan` now (keeping the validation reserve)? A budget too small to pay for even a
+        first step beside the full reserve keeps less (the best candidate and the start, then the best alone)
+        rather than not searching at all."""
+        full, val = self.validation_reserve, len(self.val_set)
+        first = self.state.told == 0 and not in_flight
+        for reserve in (full, min(full, 2 * val), min(full, val)) if first else (full,):
             left = self.room(reserved, in_flight, reserve=reserve)
             if left is None or left >= plan.reserve:
                 return True
@@ -297,9 +341,10 @@ class GEPAEngine:
 
     # -- the end -------------------------------------------------------------------------------------------
     def validation_order(self) -> list[str]:
-        """Candidates to score on val_seeds, most promising first: the best by Pareto mean, every Pareto survivor
-        (most wins first), then the rest by mean, up to val_candidates (train split only)."""
-        if self.split == "val" or not self.config.val_seeds:
+        """Candidates to score on the validation set, most promising first: the best by Pareto mean, every Pareto
+        survivor (most wins first), then the rest by mean, up to val_candidates; then the start, so the result
+        is never worse on validation than where the search began (train split only)."""
+        if not self.val_set:
             return []
         table = self._table()
         if not table:
@@ -309,12 +354,14 @@ class GEPAEngine:
         front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
         top = list(dict.fromkeys([ranked[0], *front]))
         rest = [c for c in ranked if c not in top]
-        return (top + rest)[: max(self.config.val_candidates, 1)]
+        chosen = (top + rest)[: max(self.config.val_candidates, 1)]
+        # The start right after the best: when the budget pays for only two validations, these are the two.
+        return list(dict.fromkeys([chosen[0], self.root.id, *chosen[1:]]))
 
     def choose_best(self, validated: Sequence[str]) -> str:
         """The highest validation mean among candidates validated on every val sample (ties: Pareto mean, age);
         without them the best Pareto mean; else the initial candidate."""
-        val = self.config.val_seeds
+        val = self.val_set
         complete = [c for c in validated if val and len(self.state.entries[c].val) == len(val)]
         if complete:
             def key(cid: str) -> tuple[float, float]:

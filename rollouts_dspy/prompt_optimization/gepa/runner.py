@@ -113,7 +113,8 @@ class _Shell:
         self.emit(RunFinished(METHOD, score, reason, self.runtime.rollouts_used))
         return SearchOutcome(engine.state.records(), tuple(engine.state.history), best_id, reason,
                              self.runtime.rollouts_used, self.runtime.cost(), self.runtime.usage(),
-                             compared_on=engine.pareto_set, compared_split=engine.split)
+                             compared_on=engine.pareto_set, compared_split=engine.split,
+                             front=engine.objective_front() if self.config.objectives else None)
 
     async def _search(self) -> str:
         """Launch steps while the engine allows (at most a generation's worth in flight), tell them in order."""
@@ -149,7 +150,7 @@ class _Shell:
         reason = engine.stop_reason(step)
         if reason:
             return None, reason
-        plan = engine.ask(step)
+        plan = engine.ask(step, [p for p, _ in inflight.values()])
         if plan is None:
             return None, "" if inflight else "no_candidate"
         if not engine.fits(plan, sum(p.reserve for p, _ in inflight.values()), len(inflight)):
@@ -181,7 +182,7 @@ class _Shell:
         self.emit(StepFinished(METHOD, stats, best))
 
     async def _validate(self) -> list[str]:
-        engine, val = self.engine, self.config.val_seeds
+        engine, val = self.engine, self.engine.val_set
         ids = engine.validation_order()
         if not ids:
             return []
