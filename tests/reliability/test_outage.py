@@ -17,7 +17,7 @@ METHODS = ["gepa", "mipro"]
 
 
 def storage(method: str, tmp_path) -> dict:
-    return {"checkpoint_dir": str(tmp_path / "ckpt")} if method == "gepa" else {"storage": str(tmp_path / "study.db")}
+    return {"checkpoint_dir": str(tmp_path / "ckpt")}
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -171,32 +171,6 @@ def test_journal_reader_on_damaged_records(data, tmp_path):
         assert str(path) in str(exc)
 
 
-def _mipro_state() -> dict[str, Any]:
-    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, TrialEntry
-
-    rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
-    trial = TrialEntry(0, "i0d0", {"system": (0, 0)}, {0: 1.0}, 1.0, GenerationStats(0, 1.0, 1.0, 1, 1, 5, 0.0, 0.1))
-    state = MiproState("fp", {"system": ["Classify.", "Classify well."]}, {"system": [(), ({"input": "a",
-                                                                                            "output": "b"},)]},
-                       summary="s", trials={0: trial}, full_evaluated=["i0d0"], cache={(CANDIDATE.key, 0): rollout},
-                       rollouts_used=1)
-    return state.to_dict()
-
-
-@SETTINGS
-@given(data=st.data())
-def test_mipro_state_reader_on_damaged_state(data, tmp_path):
-    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, state_path
-
-    storage = str(tmp_path / "study.db")
-    damaged = _mutations(data, _mipro_state())
-    state_path(storage).write_text(json.dumps(damaged))
-    try:
-        MiproState.load(storage, "fp")
-    except CheckpointError as exc:
-        assert "study.db" in str(exc)
-
-
 # The CLI's own inputs: a run config (TOML) and its dataset file. Anything gives a config / rows or our error.
 USER_ERRORS = (ConfigError, DatasetError, TemplateError)
 toml_keys = st.sampled_from(["system", "user_template", "path", "inputs", "label", "train", "val", "test", "seed",

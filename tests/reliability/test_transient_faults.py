@@ -76,7 +76,7 @@ async def test_a_run_on_a_flaky_provider_completes_with_retries_counted(method, 
 @pytest.mark.parametrize("kind", ["context_length", "400"])
 async def test_permanent_errors_score_the_prompt_zero_without_retrying(method, kind, tmp_path):
     with flaky(rate=0.15, kinds=(kind,), seed=2) as bad:
-        storage = {"checkpoint_dir": str(tmp_path)} if method == "gepa" else {"storage": str(tmp_path / "s.db")}
+        storage = {"checkpoint_dir": str(tmp_path)}
         cfg = (gepa_config(generations=2, **storage) if method == "gepa"
                else mipro_config(num_trials=2, **storage))
         result = await run(method, bad, cfg)
