@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from rollouts_dspy.dtypes import Message, Sample
 from rollouts_dspy.errors import CheckpointError, ConfigError, DatasetError, ResultFileError, TemplateError
 from rollouts_dspy.io import load_result, load_template, save_result, save_template
-from rollouts_dspy.prompt_optimization.checkpoint import read_json_state
 from rollouts_dspy.prompt_optimization.formatting import format_prompt, placeholders
 from rollouts_dspy.prompt_optimization.protocols import Rollout, RolloutError
 from rollouts_dspy.prompt_optimization.types import (
@@ -26,6 +25,7 @@ from rollouts_dspy.prompt_optimization.types import (
     OptimizationResult,
     PromptTemplate,
 )
+from rollouts_dspy.runtime import read_journal
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -123,7 +123,7 @@ def test_loaders_on_arbitrary_bytes(blob, tmp_path):
         except ResultFileError as exc:
             assert str(path) in str(exc)
     try:
-        read_json_state(path, kind="rollouts-dspy/gepa-state", version=1)
+        read_journal(path, method="gepa", fingerprint={})
     except CheckpointError as exc:
         assert str(path) in str(exc)
 
