@@ -20,6 +20,7 @@ import dspy
 from dspy.teleprompt import Teleprompter
 
 from ..errors import ConfigError
+from ..executors import Executor, resolve_executor
 from ..prompt_optimization.events import Reporter
 from ..prompt_optimization.gepa import GEPAConfig, optimize_gepa
 from ..prompt_optimization.types import SearchOutcome
@@ -85,7 +86,8 @@ class RolloutsGEPA(Teleprompter):
     Ours: `max_rollouts` (same as max_metric_calls), `max_cost_usd` (dollars, task + reflection, when litellm
     knows the price), `checkpoint_dir` (alias of log_dir), `config` (a GEPAConfig or a mapping of its fields,
     overriding the preset; its train/val seeds are replaced by compile's split) and `reporter` (receives the
-    engine's events; by default steps are logged on the `rollouts_dspy.dspy` logger).
+    engine's events; by default steps are logged on the `rollouts_dspy.dspy` logger); `executor` ("local",
+    "ray" or a RayExecutor: the program and metric run as Ray tasks on a cluster, docs/cluster.md).
     """
 
     def __init__(
@@ -108,8 +110,10 @@ class RolloutsGEPA(Teleprompter):
         checkpoint_dir: str | None = None,
         config: GEPAConfig | Mapping[str, Any] | None = None,
         reporter: Reporter | None = None,
+        executor: Executor | str | None = None,
     ) -> None:
         super().__init__()
+        self.executor = resolve_executor(executor)
         if metric is not None and not callable(metric):
             raise ConfigError(f"metric must be callable, but got {type(metric).__name__}")
         budget = bridge.resolve_budget(auto=None, max_full_evals=max_full_evals, max_metric_calls=max_metric_calls,
@@ -206,6 +210,7 @@ class RolloutsGEPA(Teleprompter):
         check_priced_lms(config.max_cost_usd, lm, reflection_lm)
         task = ProgramTask(student, split.examples, metric, lm, max_concurrent=config.max_concurrent,
                            failure_score=self.failure_score)
+        task = self.executor.task(task)  # Ray: program + metric run on the cluster
         reflection = DSPyLanguageModel(reflection_lm)
         world = {"program": [(n, p.signature.signature) for n, p in student.named_predictors()],
                  "examples": len(split.examples), "lm": getattr(lm, "model", repr(lm)),

@@ -21,6 +21,7 @@ import dspy
 from dspy.teleprompt import Teleprompter
 
 from ..errors import ConfigError, DatasetError
+from ..executors import Executor, resolve_executor
 from ..prompt_optimization.events import Reporter
 from ..prompt_optimization.mipro import MIPROConfig, optimize_mipro
 from ..prompt_optimization.types import SearchOutcome
@@ -58,7 +59,8 @@ class RolloutsMIPRO(Teleprompter):
     bootstrapped demo when its score reaches it; default 1.0).
 
     Ours: `max_rollouts` and `max_cost_usd` (hard budgets), `config` (a MIPROConfig or a mapping of its fields,
-    overriding everything else; its seeds are replaced by compile's split) and `reporter` (engine events).
+    overriding everything else; its seeds are replaced by compile's split), `reporter` (engine events) and
+    `executor` ("local", "ray" or a RayExecutor: the program and metric run as Ray tasks, docs/cluster.md).
     """
 
     def __init__(
@@ -79,8 +81,10 @@ class RolloutsMIPRO(Teleprompter):
         max_cost_usd: float | None = None,
         config: MIPROConfig | Mapping[str, Any] | None = None,
         reporter: Reporter | None = None,
+        executor: Executor | str | None = None,
     ) -> None:
         super().__init__()
+        self.executor = resolve_executor(executor)
         if metric is not None and not callable(metric):
             raise ConfigError(f"metric must be callable, but got {type(metric).__name__}")
         self.auto = resolve_auto(auto, default=None)
@@ -181,6 +185,7 @@ class RolloutsMIPRO(Teleprompter):
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
         task = ProgramTask(student, split.examples, metric, lm, max_concurrent=config.max_concurrent)
+        task = self.executor.task(task)  # Ray: program + metric run on the cluster
         proposer = DSPyLanguageModel(prompt_model)
         reporter = bridge.LoggingReporter(self.reporter)
         try:

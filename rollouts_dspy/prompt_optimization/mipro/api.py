@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ...dtypes import Endpoint, ScoreFn
+from ...executors import Executor, resolve_executor
 from ...llm import LLMSession, check_priced
 from ..events import Event, LinePrinter, Reporter, RunStarted
 from ..template_task import EndpointModel, EnvironmentFactory, TemplateTask, preflight
@@ -44,17 +45,21 @@ async def run_mipro(
     reporter: Reporter | None = None,
     progress: bool = True,
     session: LLMSession | None = None,
+    executor: Executor | str | None = None,
 ) -> OptimizationResult:
     """Optimize the system prompt and few-shot demos of `initial_template` with MIPRO.
 
     Progress goes to `reporter` (events); without one, one line per trial is printed to stderr unless
-    `progress=False`. Dataset, seeds, template and score_fn are checked before any LLM call."""
+    `progress=False`. `executor` ("local", "ray" or e.g. RayExecutor(address=...)) says where rollouts run
+    (docs/cluster.md). Dataset, seeds, template and score_fn are checked before any LLM call."""
+    executor = resolve_executor(executor)
     preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
               val_seeds=config.val_seeds, owner="MIPROConfig")
     check_priced(config.max_cost_usd, endpoint, proposer_endpoint)
     session = session or LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
     task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
                         environment_factory=environment_factory)
+    task = executor.task(task)  # local: unchanged; Ray: rollouts run on the cluster, decisions stay here
     proposer = EndpointModel(proposer_endpoint, session, "proposer")
     if reporter is None and progress:
         reporter = EstimatePrinter()

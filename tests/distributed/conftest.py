@@ -1,0 +1,29 @@
+"""Fixtures of the distributed tests: a real local Ray cluster (one per test session) and, in test_postgres.py, a
+real PostgreSQL server. When either cannot start, the tests fail with what to install (never a skip)."""
+
+from __future__ import annotations
+
+import os
+
+# Every Ray process binds to loopback (127.0.0.1) instead of the machine's network address: the tests' traffic
+# stays on this machine. Read by Ray when it is imported, so it is set before anything imports Ray.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import pytest  # noqa: E402
+
+from . import helpers  # noqa: E402
+from .cluster import LocalRayCluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A head node with one CPU (one worker process), this process its driver. Tests add and kill nodes."""
+    cluster = LocalRayCluster.start(head_cpus=1)
+    import ray.cloudpickle
+
+    # Workers receive the tests' score_fns and fake Tasks by value: they cannot import the tests package.
+    ray.cloudpickle.register_pickle_by_value(helpers)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
