@@ -146,3 +146,11 @@ async def _until(condition, timeout: float) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
+
+
+def dspy_feedback_metric(gold, pred, trace=None, pred_name=None, pred_trace=None):  # noqa: ANN001, ANN201
+    """dspy.GEPA's feedback metric for the intent world: the expected label is what reflection learns from."""
+    import dspy
+
+    correct = pred.intent.strip() == gold.intent
+    return dspy.Prediction(score=float(correct), feedback="Correct." if correct else f"expected: {gold.intent}")
