@@ -27,3 +27,20 @@ def ray_cluster():
         yield cluster
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server in a temp directory for this test session: its `postgresql://` URL."""
+    from rollouts_dspy.testing.postgres import PostgresUnavailable, TempPostgres
+
+    server = TempPostgres()
+    try:
+        url = server.start()
+    except PostgresUnavailable as exc:
+        server.stop()
+        pytest.fail(f"the distributed tests need a PostgreSQL server: {exc}", pytrace=False)
+    try:
+        yield url
+    finally:
+        server.stop()
