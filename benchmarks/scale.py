@@ -52,7 +52,7 @@ def run_scale(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["engine"] == "gepa":
         from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
 
-        config = GEPAConfig(population_size=population, elite_size=2, generations=2, minibatch_size=10,
+        config = GEPAConfig(population_size=population, elite_size=2, generations=2,
                             train_seeds=train, val_seeds=val, max_rollouts=cap, max_concurrent=32, seed=0)
         result = asyncio.run(run_gepa(template, config, rows, task, reflect, _score_fn(), progress=False))
     else:

@@ -50,13 +50,19 @@ def examples_to_rows(examples: Iterable[dspy.Example]) -> list[dict[str, Any]]:
     return [dict(ex.items()) if hasattr(ex, "items") else dict(ex) for ex in examples]
 
 
-def example_inputs(example: dspy.Example, fallback: Sequence[str] = ()) -> dict[str, Any]:
-    """The Example's input values. Examples without `.with_inputs(...)` (e.g. bootstrapped ones, whose
-    `.inputs()` raises) fall back to the given input field names."""
+def example_inputs(example: dspy.Example, order: Sequence[str] = ()) -> dict[str, Any]:
+    """The Example's input values, in a fixed order: the names in `order` first (pass the program's input
+    fields, in signature order), then the Example's other inputs in its own field order. DSPy keeps the input
+    names in a set (`Example._input_keys`), whose order changes with PYTHONHASHSEED; reading it in that order
+    would make prompts, calls and results depend on the process.
+
+    Examples without `.with_inputs(...)` (e.g. bootstrapped ones, whose `.inputs()` raises) use `order` as
+    their input names."""
     keys = getattr(example, "_input_keys", None)
-    if keys:
-        return {k: example[k] for k in keys if k in example}
-    return {k: example[k] for k in fallback if k in example}
+    if not keys:
+        return {k: example[k] for k in order if k in example}
+    ranked = [k for k in order if k in keys] + [k for k in example.keys() if k in keys and k not in order]
+    return {k: example[k] for k in ranked if k in example}
 
 
 def example_labels(example: dspy.Example, inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import concurrent.futures
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
@@ -26,28 +27,41 @@ from .template_module import DEFAULT_OUTPUT_FIELD
 
 __all__ = [
     "ExactMatch",
+    "MetricCaller",
+    "MetricResult",
     "call_metric",
+    "metric_result",
     "metric_to_score_fn",
     "metric_value",
     "score_fn_to_metric",
 ]
 
 
-def metric_value(value: Any) -> tuple[float, str]:
-    """A metric's return value as (float score, feedback text). bool -> 1.0/0.0; a number -> float; a
-    Prediction or mapping with `score` -> its float score and its `feedback` (may be empty)."""
+@dataclass(frozen=True)
+class MetricResult:
+    """A metric's return value read once: the float score, the feedback text (may be empty) and, for DSPy's
+    multi-objective metrics (`dspy.Prediction(score=..., objective_scores={...})`), the subscores."""
+
+    score: float
+    feedback: str = ""
+    objectives: Mapping[str, float] = field(default_factory=dict)
+
+
+def metric_result(value: Any) -> MetricResult:
+    """A metric's return value as a MetricResult. bool -> 1.0/0.0; a number -> float; a Prediction or mapping
+    with `score` -> its float score, its `feedback` and its `objective_scores`."""
     if isinstance(value, bool):
-        return (1.0 if value else 0.0), ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return MetricResult(1.0 if value else 0.0)
+    if isinstance(value, (int, float)):
         score = float(value)
     elif isinstance(value, (dspy.Prediction, Mapping)) and "score" in value:
-        raw = value["score"]
-        score, _ = metric_value(raw)
+        score = metric_result(value["score"]).score
         feedback = value.get("feedback") if hasattr(value, "get") else None
+        raw = value.get("objective_scores") if hasattr(value, "get") else None
         _check_finite(score, value)
-        return score, "" if feedback is None else str(feedback)
+        return MetricResult(score, "" if feedback is None else str(feedback), _objectives(raw, value))
     elif isinstance(value, Score):
-        return value.reward, value.describe()
+        return MetricResult(value.reward, value.describe(), {m.name: float(m.value) for m in value.metrics})
     else:
         try:
             score = float(value)  # numpy scalars and the like
@@ -57,7 +71,24 @@ def metric_value(value: Any) -> tuple[float, str]:
                 f"{type(value).__name__}: {value!r:.200}"
             ) from None
     _check_finite(score, value)
-    return score, ""
+    return MetricResult(score)
+
+
+def _objectives(raw: Any, value: Any) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ScoreFnError(f"a metric's objective_scores must be a mapping of names to numbers, but got {raw!r:.200}")
+    out = {str(k): metric_result(v).score for k, v in raw.items()}
+    for v in out.values():
+        _check_finite(v, value)
+    return out
+
+
+def metric_value(value: Any) -> tuple[float, str]:
+    """A metric's return value as (float score, feedback text); see `metric_result`."""
+    result = metric_result(value)
+    return result.score, result.feedback
 
 
 def _check_finite(score: float, value: Any) -> None:
@@ -65,30 +96,58 @@ def _check_finite(score: float, value: Any) -> None:
         raise ScoreFnError(f"a metric returned a non-finite score: {value!r:.200}")
 
 
-def _positional_capacity(fn: Callable[..., Any]) -> int:
-    """How many positional arguments `fn` accepts (a large number for *args)."""
+def _arity(fn: Callable[..., Any]) -> tuple[int, int]:
+    """(positional parameters without a default, positional parameters accepted; 99 for *args)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return 3
-    count = 0
+        return 2, 3
+    required = accepted = 0
     for p in params:
         if p.kind == p.VAR_POSITIONAL:
-            return 99
+            return required, 99
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            count += 1
-    return count
+            accepted += 1
+            required += p.default is p.empty
+    return required, accepted
+
+
+class MetricCaller:
+    """Calls a user's metric exactly as DSPy's optimizers do (the signature is read once):
+
+    - `evaluate`: `metric(example, pred)`, as `dspy.Evaluate` does for MIPROv2's and dspy.GEPA's scores, so
+      `trace` keeps its default (None) and metrics that branch on `trace is None` take the evaluation branch;
+    - `bootstrap`: `metric(example, pred, trace)`, as `BootstrapFewShot` does when it keeps runs as demos;
+    - `feedback`: `metric(gold, pred, trace, pred_name, pred_trace)`, as dspy.GEPA asks for one predictor's
+      feedback (`pred_trace` holds that predictor's call only).
+
+    A metric that requires more positional arguments than DSPy passes there gets None for them; one that takes
+    fewer gets the first ones (a two-argument metric still gives program-level feedback)."""
+
+    def __init__(self, metric: Callable[..., Any]) -> None:
+        if not callable(metric):
+            raise ScoreFnError(f"metric must be callable, but got {type(metric).__name__}")
+        self.metric = metric
+        self.required, self.accepted = _arity(metric)
+
+    def _call(self, *args: Any) -> Any:
+        n = max(self.required, min(len(args), self.accepted))
+        return self.metric(*(args + (None,) * n)[:n])
+
+    def evaluate(self, example: Any, pred: Any) -> Any:
+        return self._call(example, pred)
+
+    def bootstrap(self, example: Any, pred: Any, trace: Any) -> Any:
+        return self._call(example, pred, trace)
+
+    def feedback(self, example: Any, pred: Any, trace: Any, pred_name: str, pred_trace: Any) -> Any:
+        return self._call(example, pred, trace, pred_name, pred_trace)
 
 
 def call_metric(metric: Callable[..., Any], example: Any, pred: Any, trace: Any = None,
                 pred_name: str | None = None, pred_trace: Any = None) -> Any:
-    """Call a metric of either form with as many of DSPy's arguments as it takes."""
-    capacity = _positional_capacity(metric)
-    if capacity >= 5:
-        return metric(example, pred, trace, pred_name, pred_trace)
-    if capacity >= 3:
-        return metric(example, pred, trace)
-    return metric(example, pred)
+    """Call a metric of either form with as many of these arguments as it takes (see MetricCaller)."""
+    return MetricCaller(metric)._call(example, pred, trace, pred_name, pred_trace)
 
 
 def _normalize(value: Any) -> str:
@@ -197,13 +256,14 @@ def metric_to_score_fn(metric: Callable[..., Any], template: PromptTemplate, *,
     from ..prompt_optimization.formatting import placeholders
 
     fields = placeholders(template.user_template)
+    caller = MetricCaller(metric)
 
     def score_fn(trajectory: Trajectory, sample: Sample) -> Score:
         truth = sample.ground_truth
         labels = dict(truth) if isinstance(truth, Mapping) else ({} if truth is None else {output_field: truth})
         example = dspy.Example(**dict(sample.input), **labels).with_inputs(*fields)
         pred = dspy.Prediction(**{output_field: trajectory.final_text})
-        score, text = metric_value(call_metric(metric, example, pred, None))
+        score, text = metric_value(caller.evaluate(example, pred))
         return Score(metrics=(Metric("metric", score),), feedback=text or None)
 
     return score_fn

@@ -3,17 +3,19 @@
     optimizer = RolloutsMIPRO(metric=metric, prompt_model=dspy.LM(...), auto="light")
     optimized = optimizer.compile(program, trainset=trainset, valset=valset)
 
-It runs `optimize_mipro`, the engine `run_mipro` runs, on a ProgramTask: per predictor it proposes
-instructions, builds demo sets (bootstrapped from the student's own successful runs and labeled from the
-trainset) and searches the combinations with Optuna's TPE. The result is `student.deepcopy()` with only
-instructions and demos changed, carrying MIPROv2's `score` (0-100), `trial_logs`, `candidate_programs`,
-`mb_candidate_programs`, plus `optimization_result` (single-predictor programs) and `search_outcome`.
+Every argument of `dspy.MIPROv2.__init__` and `.compile` is accepted with MIPROv2's meaning (docs/dspy.md has
+the table). It runs `optimize_mipro`, the engine `run_mipro` runs, on a ProgramTask: per predictor it proposes
+instructions, builds demo sets (bootstrapped from the student's, or the teacher's, successful runs and labeled
+from the trainset) and searches the combinations with Optuna's TPE. The result is `student.deepcopy()` with
+only instructions and demos changed, carrying MIPROv2's attributes (`score`, `trial_logs`, `candidate_programs`,
+...), plus `optimization_result` (single-predictor programs) and `search_outcome`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,46 +23,44 @@ import dspy
 from dspy.teleprompt import Teleprompter
 
 from ..errors import ConfigError, DatasetError
-from ..executors import Executor, resolve_executor
-from ..prompt_optimization.events import Reporter
 from ..prompt_optimization.mipro import MIPROConfig, optimize_mipro
-from ..prompt_optimization.types import SearchOutcome
-from . import bridge
+from . import arguments as arg
+from .budgets import mipro_minimum
+from .candidates import candidate_of
+from .inputs import Split, check_student, default_metric, split_indices, task_lm
 from .lm_model import DSPyLanguageModel
-from .presets import mipro_preset, resolve_auto
-from .program_task import ProgramTask, apply_candidate, candidate_of, check_priced_lms
+from .mipro_options import CompileArguments, MIPROOptions
+from .mipro_result import attach_mipro_results
+from .pipeline import CompileSpec, Tasks, compile_program
+from .presets import mipro_preset
+from .program_task import TaskOptions, check_components, check_priced_lms
+from .progress import logger
 
 __all__ = ["RolloutsMIPRO"]
 
-DEFAULT_THREADS = 8
 STUDY_FILE = "mipro_study.json"
+ANY_POSITIVE = sys.float_info.min
+"""MIPROv2 keeps a bootstrapped run whose metric value is truthy when no metric_threshold is given."""
 
 
-def mipro_split(trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> bridge.Split:
+def mipro_split(trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> Split:
     """MIPROv2's default when no valset is given: the last 80% of the trainset (at most 1000) validates."""
     if valset is not None:
-        return bridge.split_indices(trainset, valset)
+        return split_indices(trainset, valset)
     if len(trainset) < 2:
         raise DatasetError("trainset must have at least 2 examples when no valset is given (it is split in two)")
     size = min(1000, max(1, int(len(trainset) * 0.8)))
     cut = len(trainset) - size
-    return bridge.split_indices(trainset[:cut], trainset[cut:])
+    return split_indices(trainset[:cut], trainset[cut:])
 
 
 class RolloutsMIPRO(Teleprompter):
     """MIPRO (instructions + demos, Bayesian search) for any DSPy program, on rollouts-dspy's engine.
 
-    DSPy-named arguments mean what they mean for `dspy.MIPROv2`: `metric` (either form; default: exact match
-    of the output fields against the labels), `prompt_model` (proposes instructions; default: the LM in effect
-    at compile time), `task_model` (runs the program; default: the LM in effect), `max_bootstrapped_demos`,
-    `max_labeled_demos`, `auto` ("light" | "medium" | "heavy" | None), `num_candidates` (instruction
-    candidates and demo sets; required when auto is None), `num_threads`, `seed`, `log_dir` (the Optuna study
-    and proposals are stored there; rerunning with it resumes) and `metric_threshold` (a run becomes a
-    bootstrapped demo when its score reaches it; default 1.0).
-
-    Ours: `max_rollouts` and `max_cost_usd` (hard budgets), `config` (a MIPROConfig or a mapping of its fields,
-    overriding everything else; its seeds are replaced by compile's split), `reporter` (engine events) and
-    `executor` ("local", "ray" or a RayExecutor: the program and metric run as Ray tasks, docs/cluster.md).
+    Arguments are MIPROv2's, with its meaning (see docs/dspy.md for each). Ours: `max_rollouts` and
+    `max_cost_usd` (hard budgets; every `auto` level is a hard cap too), `config` (a MIPROConfig or a mapping
+    of its fields, overriding everything else; its seeds are replaced by compile's split) and `reporter`
+    (engine events; progress is logged on the "dspy.teleprompt.rollouts_dspy" logger with a progress bar).
     """
 
     def __init__(
@@ -68,90 +68,71 @@ class RolloutsMIPRO(Teleprompter):
         metric: Callable[..., Any] | None = None,
         prompt_model: Any = None,
         task_model: Any = None,
-        *,
+        teacher_settings: dict[str, Any] | None = None,
         max_bootstrapped_demos: int = 4,
         max_labeled_demos: int = 4,
         auto: str | None = "light",
         num_candidates: int | None = None,
         num_threads: int | None = None,
+        max_errors: int | None = None,
         seed: int = 9,
+        init_temperature: float = 1.0,
+        verbose: bool = False,
+        track_stats: bool = True,
         log_dir: str | None = None,
         metric_threshold: float | None = None,
+        *,
         max_rollouts: int | None = None,
         max_cost_usd: float | None = None,
         config: MIPROConfig | Mapping[str, Any] | None = None,
-        reporter: Reporter | None = None,
-        executor: Executor | str | None = None,
+        reporter: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__()
-        self.executor = resolve_executor(executor)
-        if metric is not None and not callable(metric):
-            raise ConfigError(f"metric must be callable, but got {type(metric).__name__}")
-        self.auto = resolve_auto(auto, default=None)
-        if self.auto is None and num_candidates is None:
-            raise ConfigError("num_candidates must be given when auto is None (or set auto='light'|'medium'|'heavy')")
-        if self.auto is not None and num_candidates is not None:
-            raise ConfigError(f"auto={auto!r} sets num_candidates itself; pass auto=None to give num_candidates")
-        if config is not None and not isinstance(config, (MIPROConfig, Mapping)):
-            raise ConfigError(f"config must be a MIPROConfig or a mapping of its fields, but got "
-                              f"{type(config).__name__}")
-        self.metric = metric
-        self.prompt_model = prompt_model
-        self.task_model = task_model
-        self.max_bootstrapped_demos = max_bootstrapped_demos
-        self.max_labeled_demos = max_labeled_demos
-        self.num_candidates = num_candidates
-        self.num_threads = num_threads
-        self.seed = seed
-        self.log_dir = str(log_dir) if log_dir else None
-        self.metric_threshold = metric_threshold
-        self.max_rollouts = max_rollouts
-        self.max_cost_usd = max_cost_usd
-        self.config = config
-        self.reporter = reporter
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.options = MIPROOptions.from_arguments(given)
+        for name, value in given.items():  # MIPROv2 keeps its arguments as attributes
+            setattr(self, name, value)
+        self.prompt_model_total_calls = 0
+        self.total_calls = 0
 
-    def _overrides(self) -> dict[str, Any]:
-        names = {f.name for f in dataclasses.fields(MIPROConfig)}
-        if isinstance(self.config, MIPROConfig):
-            overrides = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(MIPROConfig)
-                         if getattr(self.config, f.name) != f.default}
-        else:
-            overrides = dict(self.config or {})
-        bad = sorted(set(overrides) - names)
-        if bad:
-            raise ConfigError(f"config has unknown MIPROConfig fields {bad}")
-        return {k: v for k, v in overrides.items() if k not in ("train_seeds", "val_seeds")}
-
-    def build_config(self, num_predictors: int, split: bridge.Split, *, num_trials: int | None,
-                     max_bootstrapped_demos: int | None, max_labeled_demos: int | None, seed: int | None,
-                     minibatch: bool, minibatch_size: int, minibatch_full_eval_steps: int) -> MIPROConfig:
-        boot = self.max_bootstrapped_demos if max_bootstrapped_demos is None else max_bootstrapped_demos
-        labeled = self.max_labeled_demos if max_labeled_demos is None else max_labeled_demos
+    def build_config(self, num_predictors: int, split: Split, args: CompileArguments) -> MIPROConfig:
+        """The engine's config for this compile (the auto preset's sizes and rollout cap, compile's MIPROv2
+        arguments, then `config` overrides); a budget too small for one trial beyond the start is a
+        ConfigError naming the minimum."""
+        opts = self.options
+        boot = opts.max_bootstrapped_demos if args.max_bootstrapped_demos is None else args.max_bootstrapped_demos
+        labeled = opts.max_labeled_demos if args.max_labeled_demos is None else args.max_labeled_demos
         train, val = split.train_seeds, split.val_seeds
-        fields: dict[str, Any] = dict(max_bootstrapped_demos=boot, max_labeled_demos=labeled)
-        if self.auto is not None:
-            preset = mipro_preset(self.auto, num_predictors=num_predictors, few_shot=bool(boot or labeled),
-                                  train_size=len(train))
+        fields: dict[str, Any] = dict(max_bootstrapped_demos=boot, max_labeled_demos=labeled,
+                                      minibatch_size=args.minibatch_size, max_rollouts=opts.max_rollouts)
+        if opts.auto is not None:
+            preset = mipro_preset(opts.auto, num_predictors=num_predictors, few_shot=bool(boot or labeled),
+                                  train_size=len(train), val_size=len(val), minibatch_size=args.minibatch_size,
+                                  full_eval_steps=args.minibatch_full_eval_steps)
             fields.update(num_candidates=preset.num_candidates, num_demo_sets=preset.num_demo_sets,
                           num_trials=preset.num_trials, minibatch_size=preset.minibatch_size)
+            fields["max_rollouts"] = min(preset.max_rollouts, opts.max_rollouts or preset.max_rollouts)
             val = val[: preset.val_size]
         else:
-            fields.update(num_candidates=self.num_candidates, num_demo_sets=self.num_candidates,
-                          num_trials=num_trials or max(10, 2 * self.num_candidates), minibatch_size=minibatch_size)
-        if num_trials is not None:
-            fields["num_trials"] = num_trials
-        if not minibatch:
+            n = opts.num_candidates
+            fields.update(num_candidates=n, num_demo_sets=n, num_trials=max(10, 2 * n))  # type: ignore[operator]
+        if args.num_trials is not None:
+            fields["num_trials"] = args.num_trials
+        if not args.minibatch:
             fields["minibatch_size"] = len(train)
+        seed = opts.seed if args.seed is None else args.seed
         fields.update(
-            train_seeds=train, val_seeds=val, seed=self.seed if seed is None else seed,
-            full_eval_every=minibatch_full_eval_steps, max_rollouts=self.max_rollouts,
-            max_cost_usd=self.max_cost_usd, max_concurrent=self.num_threads or DEFAULT_THREADS,
-            storage=os.path.join(self.log_dir, STUDY_FILE) if self.log_dir else None,
+            train_seeds=train, val_seeds=val, seed=seed, full_eval_every=args.minibatch_full_eval_steps,
+            max_cost_usd=opts.max_cost_usd, max_concurrent=opts.threads,
+            storage=os.path.join(opts.log_dir, STUDY_FILE) if opts.log_dir else None,
+            bootstrap_threshold=ANY_POSITIVE if opts.metric_threshold is None else opts.metric_threshold,
+            program_aware=args.program_aware_proposer, data_aware=args.data_aware_proposer,
+            tip_aware=args.tip_aware_proposer, fewshot_aware=args.fewshot_aware_proposer,
+            summary_examples=args.view_data_batch_size,
         )
-        if self.metric_threshold is not None:
-            fields["bootstrap_threshold"] = self.metric_threshold
-        fields.update(self._overrides())
-        return MIPROConfig(**fields)
+        fields.update(opts.config_overrides())
+        config = MIPROConfig(**fields)
+        return _fit_bootstrap(config)
 
     def compile(
         self,
@@ -167,69 +148,100 @@ class RolloutsMIPRO(Teleprompter):
         minibatch: bool = True,
         minibatch_size: int = 35,
         minibatch_full_eval_steps: int = 5,
+        program_aware_proposer: bool = True,
+        data_aware_proposer: bool = True,
+        view_data_batch_size: int = 10,
+        tip_aware_proposer: bool = True,
+        fewshot_aware_proposer: bool = True,
+        requires_permission_to_run: bool | None = None,
+        provide_traceback: bool | None = None,
     ) -> dspy.Module:
         """Optimize every predictor's instructions and demos; returns a new program (the student is not
-        modified). Without a valset, the last 80% of the trainset validates (as MIPROv2 does)."""
-        bridge.check_student(student, trainset, teacher, valset)
-        lm = self.task_model or bridge.task_lm(student)
-        prompt_model = self.prompt_model or dspy.settings.lm or lm
-        if prompt_model is None:
-            raise ConfigError("no prompt_model given and no LM in effect (dspy.configure / dspy.context)")
-        metric = self.metric or bridge.default_metric(student, trainset)
-        split = mipro_split(trainset, valset)
-        config = self.build_config(
-            len(list(student.named_predictors())), split, num_trials=num_trials,
-            max_bootstrapped_demos=max_bootstrapped_demos, max_labeled_demos=max_labeled_demos, seed=seed,
-            minibatch=minibatch, minibatch_size=minibatch_size, minibatch_full_eval_steps=minibatch_full_eval_steps)
-        check_priced_lms(config.max_cost_usd, lm, prompt_model)
-        if self.log_dir:
-            os.makedirs(self.log_dir, exist_ok=True)
-        task = ProgramTask(student, split.examples, metric, lm, max_concurrent=config.max_concurrent)
-        task = self.executor.task(task)  # Ray: program + metric run on the cluster
-        proposer = DSPyLanguageModel(prompt_model)
-        reporter = bridge.LoggingReporter(self.reporter)
-        try:
-            outcome = bridge.run_coroutine(lambda: optimize_mipro(task, proposer, candidate_of(student), config,
-                                                                  reporter=reporter))
-        finally:
-            task.close()
-        best = apply_candidate(student, outcome.record(outcome.best_id).candidate)
-        usage = bridge.usage_dict(task, proposer, "proposer")
-        result = bridge.optimization_result(student, outcome, method="mipro", seed=config.seed, usage=usage,
-                                            config=config.to_dict())
-        bridge.attach_common(best, outcome, result)
-        self._attach(best, student, outcome, split)
-        return best
+        modified). Without a valset, the last 80% of the trainset validates (as MIPROv2 does). With a
+        `teacher`, demos are bootstrapped from the teacher's runs."""
+        if requires_permission_to_run is not None:
+            arg.not_used("RolloutsMIPRO.compile", "requires_permission_to_run",
+                         "rollouts-dspy never asks for confirmation (MIPROv2 deprecated it too)")
+        args = CompileArguments(
+            num_trials=num_trials, max_bootstrapped_demos=max_bootstrapped_demos,
+            max_labeled_demos=max_labeled_demos, seed=seed, minibatch=minibatch, minibatch_size=minibatch_size,
+            minibatch_full_eval_steps=minibatch_full_eval_steps, program_aware_proposer=program_aware_proposer,
+            data_aware_proposer=data_aware_proposer, view_data_batch_size=view_data_batch_size,
+            tip_aware_proposer=tip_aware_proposer, fewshot_aware_proposer=fewshot_aware_proposer,
+            provide_traceback=provide_traceback)
+        return self._compile(student, trainset, teacher, valset, args)
 
-    def _attach(self, best: dspy.Module, student: dspy.Module, outcome: SearchOutcome, split: bridge.Split) -> None:
-        """MIPROv2's attributes: `score` and candidate scores in percent, best first."""
-        on_val = bool(split.val_seeds)
-        seeds = set(split.val_seeds or split.train_seeds)
-        full, partial = [], []
-        for record in outcome.records:
-            scores = record.val_scores if on_val else record.train_scores
-            entry = {"score": 100 * (bridge.record_score(record, on_val) or 0.0), "id": record.id,
-                     "program": apply_candidate(student, record.candidate), "full_eval": seeds <= set(scores)}
-            if scores and entry["full_eval"]:
-                full.append(entry)
-            elif record.train_scores:
-                entry["score"] = 100 * (bridge.record_score(record, False) or 0.0)
-                partial.append(entry)
-        full.sort(key=lambda e: (e["id"] != outcome.best_id, -e["score"]))
-        full.sort(key=lambda e: -e["score"])  # stable: among ties the chosen best stays first
-        partial.sort(key=lambda e: -e["score"])
-        chosen = outcome.record(outcome.best_id)
-        best.score = 100 * (bridge.record_score(chosen, on_val) or bridge.record_score(chosen, False) or 0.0)
-        best.candidate_programs = full
-        best.mb_candidate_programs = partial
-        by_trial: dict[int, list[str]] = {}
-        for record in outcome.records:
-            by_trial.setdefault(record.generation, []).append(record.id)
-        best.trial_logs = {
-            stats.generation: {
-                "score": 100 * stats.best_score, "num_evaluated": stats.num_evaluated,
-                "total_eval_calls_so_far": stats.rollouts_used, "candidate_ids": by_trial.get(stats.generation, []),
-            }
-            for stats in outcome.history
-        }
-        best.total_calls = outcome.rollouts_used
+    def _compile(self, student: dspy.Module, trainset: list[dspy.Example], teacher: dspy.Module | None,
+                 valset: list[dspy.Example] | None, args: CompileArguments) -> dspy.Module:
+        opts = self.options
+        check_student(student, trainset, valset, teacher)
+        if teacher is not None:
+            check_components(student, teacher)
+        lm = opts.task_model or task_lm(student)
+        prompt_model = opts.prompt_model or dspy.settings.lm or lm
+        if prompt_model is None:
+            raise ConfigError("RolloutsMIPRO: no prompt_model given and no LM in effect (dspy.configure / "
+                              "dspy.context)")
+        metric = opts.metric or default_metric(student, trainset)
+        split = mipro_split(trainset, valset)
+        config = self.build_config(len(list(student.named_predictors())), split, args)
+        check_priced_lms(config.max_cost_usd, lm, prompt_model)
+        if opts.log_dir:
+            os.makedirs(opts.log_dir, exist_ok=True)
+        model = DSPyLanguageModel(prompt_model, temperature=opts.init_temperature, verbose=opts.verbose)
+        options = TaskOptions(max_concurrent=config.max_concurrent, max_errors=opts.max_errors,
+                              provide_traceback=bool(args.provide_traceback))
+        bootstrap = (teacher or student, TaskOptions(
+            max_concurrent=config.max_concurrent, bootstrap=True, fixed_program=teacher is not None,
+            settings=opts.teacher_settings, max_errors=opts.max_errors, provide_traceback=bool(args.provide_traceback)))
+        initial, trials = candidate_of(student), {}
+
+        async def search(tasks: Tasks, reporter: Any) -> Any:
+            return await optimize_mipro(tasks.main, model, initial, config, reporter=reporter,
+                                        bootstrap_task=tasks.bootstrap, trial_log=trials)
+
+        spec = CompileSpec("mipro", student, split, lm, metric, config, model, "proposer", options, search, bootstrap)
+        compiled = compile_program(spec, reporter=opts.reporter)
+        tasks = [t for t in (compiled.tasks.main, compiled.tasks.bootstrap) if t is not None]
+        self.total_calls = sum(t.rollouts_run for t in tasks)
+        self.prompt_model_total_calls = model.calls
+        if opts.track_stats:
+            attach_mipro_results(compiled.program, student, compiled.outcome, config, trials,
+                                 total_calls=self.total_calls, prompt_calls=model.calls, log_dir=opts.log_dir)
+        if opts.verbose:
+            _log_trials(trials)
+        return compiled.program
+
+    def get_params(self) -> dict[str, Any]:
+        params = dict(super().get_params())
+        params.pop("options", None)
+        return params
+
+
+def _fit_bootstrap(config: MIPROConfig) -> MIPROConfig:
+    """Refuse a budget that cannot pay for one trial beyond the start, and keep bootstrapping within what is
+    left after that (else it could spend the whole search's room)."""
+    if config.max_rollouts is None:
+        return config
+    minimum = mipro_minimum(config)
+    if config.max_rollouts < minimum:
+        raise ConfigError(f"RolloutsMIPRO: a budget of {config.max_rollouts} rollouts cannot pay for one trial "
+                          f"beyond the start with {len(config.train_seeds)} training and {len(config.val_seeds)} "
+                          f"validation examples: it needs at least {minimum} (two minibatch trials and the "
+                          f"validation of the top {config.num_top_for_validation} combinations and the start); "
+                          "raise the budget, lower minibatch_size or use a smaller valset")
+    spare = config.max_rollouts - minimum
+    if config.max_bootstrapped_demos == 0:
+        return config
+    if spare < 1:
+        logger.warning("RolloutsMIPRO: the budget leaves no rollouts for bootstrapping demos; demo sets use "
+                       "labeled examples only")
+        return dataclasses.replace(config, max_bootstrapped_demos=0)
+    limit = min(config.max_bootstrap_rollouts or spare, spare)
+    return dataclasses.replace(config, max_bootstrap_rollouts=limit)
+
+
+def _log_trials(trials: Mapping[int, Any]) -> None:
+    for number, trial in sorted(trials.items()):
+        score = "n/a" if trial.value is None else f"{100 * trial.value:.1f}"
+        logger.info("trial %d: %s score %s on %d examples", number, trial.combo, score, len(trial.scores))

@@ -100,7 +100,8 @@ class Evaluator:
                 results[i] = rollout
         if self._failed_in_a_row >= self.outage_threshold:
             last = next((r.error.detail for r in reversed(done) if r is not None and r.error), "")
-            raise ProviderUnavailableError(self._failed_in_a_row, last)
+            raise ProviderUnavailableError(self._failed_in_a_row, last,
+                                           resume_hint="resume it once the provider answers again")
         return {i: results[i] for i in indices if i in results}
 
     async def _run(self, candidate: Candidate, key: str, index: int) -> Rollout:

@@ -217,6 +217,10 @@ class SearchOutcome:
     rollouts_used: int
     cost_usd: float | None = 0.0
     usage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    compared_on: tuple[int, ...] = ()
+    """The samples candidates were compared on during the search (GEPA's Pareto set; empty when every candidate
+    was compared on its own samples), and `compared_split` which split's scores they are ('train' | 'val')."""
+    compared_split: str = "train"
 
     def record(self, candidate_id: str) -> CandidateRecord:
         for r in self.records:

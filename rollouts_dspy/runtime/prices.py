@@ -19,17 +19,26 @@ class PriceBook:
 
     def __init__(self) -> None:
         self._dearest: dict[str, float] = {}
+        self._total: dict[str, tuple[float, int]] = {}
 
     def observe(self, kind: str, cost_usd: float | None) -> None:
         """A call of `kind` finished and cost this much. A call without a price (it failed before the provider
         counted tokens) says nothing about the price and is ignored."""
         if cost_usd is not None:
             self._dearest[kind] = max(self._dearest.get(kind, 0.0), float(cost_usd))
+            total, n = self._total.get(kind, (0.0, 0))
+            self._total[kind] = (total + float(cost_usd), n + 1)
 
     def estimate(self, kind: str) -> float | None:
         """The expected cost of one more call of `kind`; None until a call of it had a price."""
         dearest = self._dearest.get(kind)
         return None if dearest is None else MARGIN * dearest
+
+    def average(self, kind: str) -> float | None:
+        """The mean price of a call of `kind` so far (for planning how far a budget goes; admission uses the
+        cautious `estimate`)."""
+        total, n = self._total.get(kind, (0.0, 0))
+        return total / n if n else None
 
     def to_dict(self) -> dict[str, float]:
         return dict(sorted(self._dearest.items()))

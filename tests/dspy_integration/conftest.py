@@ -24,3 +24,11 @@ def intent_rows():
     from rollouts_dspy.testing import generate_intent_queries
 
     return generate_intent_queries(40, seed=3)
+
+
+
+@pytest.fixture
+def counting_metric():
+    from dspy_helpers import CountingMetric
+
+    return CountingMetric()

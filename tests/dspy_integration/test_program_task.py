@@ -10,7 +10,13 @@ import pytest
 from rollouts_dspy.dspy_integration.data import rows_to_examples
 from rollouts_dspy.dspy_integration.lm_model import DSPyLanguageModel
 from rollouts_dspy.dspy_integration.metrics import ExactMatch
-from rollouts_dspy.dspy_integration.program_task import ProgramTask, apply_candidate, candidate_of, classify_error
+from rollouts_dspy.dspy_integration.program_task import (
+    ProgramTask,
+    TaskOptions,
+    apply_candidate,
+    candidate_of,
+    classify_error,
+)
 from rollouts_dspy.dtypes import Message
 from rollouts_dspy.prompt_optimization.types import Candidate
 
@@ -52,7 +58,7 @@ def test_candidate_round_trip_and_student_untouched():
 def test_rules_lift_scores_and_lm_comes_from_the_task(server, task_lm, intent_rows):
     refunds = [r for r in intent_rows if "refund" in r["query"].lower()][:4]
     examples = rows_to_examples(refunds + intent_rows[:12], ["query"])
-    task = ProgramTask(dspy.Predict("query -> intent"), examples, ExactMatch(), task_lm, max_concurrent=4)
+    task = ProgramTask(dspy.Predict("query -> intent"), examples, ExactMatch(), task_lm, TaskOptions(max_concurrent=4))
     base = candidate_of(task.student)
     assert task.components == ("self",)  # a bare Predict names itself "self"
     n = len(examples)
@@ -97,7 +103,7 @@ def test_failures_are_data(server, task_lm, intent_rows):
         def forward(self, query):
             raise ValueError("bad program")
 
-    task = ProgramTask(Crashing(), examples, ExactMatch(), task_lm, failure_score=0.0)
+    task = ProgramTask(Crashing(), examples, ExactMatch(), task_lm, TaskOptions(failure_score=0.0))
     r, = asyncio.run(_run_all(task, candidate_of(task.student), [1]))
     assert r.score == 0.0 and r.error.kind == "task"
 
@@ -111,7 +117,7 @@ def test_classify_error():
 
 def test_context_lm_reaches_worker_threads(task_lm, intent_rows):
     examples = rows_to_examples(intent_rows[:4], ["query"])
-    task = ProgramTask(dspy.Predict("query -> intent"), examples, ExactMatch(), None, max_concurrent=2)
+    task = ProgramTask(dspy.Predict("query -> intent"), examples, ExactMatch(), None, TaskOptions(max_concurrent=2))
     with dspy.context(lm=task_lm):
         rollouts = asyncio.run(_run_all(task, candidate_of(task.student), range(4)))
     assert all(r.error is None for r in rollouts)

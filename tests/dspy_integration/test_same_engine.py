@@ -10,7 +10,7 @@ import dspy
 from rollouts_dspy.dspy_integration.data import rows_to_examples
 from rollouts_dspy.dspy_integration.gepa import RolloutsGEPA
 from rollouts_dspy.dspy_integration.metrics import score_fn_to_metric
-from rollouts_dspy.dspy_integration.program_task import ProgramTask
+from rollouts_dspy.dspy_integration.program_task import ProgramTask, TaskOptions
 from rollouts_dspy.dspy_integration.template_module import module_to_template, template_to_module
 from rollouts_dspy.dtypes import Metric, Score
 from rollouts_dspy.llm import LLMSession
@@ -61,7 +61,7 @@ async def test_run_gepa_and_rollouts_gepa_score_the_same_prompts_the_same(task_e
     # Each side's best prompt, run through the other side's Task, scores the same sample by sample.
     session = LLMSession(max_concurrent=8)
     template_task = TemplateTask(TEMPLATE, ROWS, task_endpoint, score_fn, session)
-    program_task = ProgramTask(module, examples, metric, lm, max_concurrent=8)
+    program_task = ProgramTask(module, examples, metric, lm, TaskOptions(max_concurrent=8))
     train = range(12)
     try:
         bests = ((rollouts_result.best_template.system, rollouts_records),

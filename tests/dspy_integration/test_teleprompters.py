@@ -54,7 +54,7 @@ def test_gepa_improves_and_leaves_the_student_alone(make, task_lm, reflect_lm):
     student = make()
     before, baseline = state(student), evaluate(student, task_lm)
     with dspy.context(lm=task_lm):  # no dspy.configure anywhere: the context alone is enough
-        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_metric_calls=200).compile(
+        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_metric_calls=200, track_stats=True).compile(
             student, trainset=TRAIN, valset=VAL)
     assert state(student) == before
     assert type(optimized) is type(student) and shape(optimized) == shape(student)
@@ -62,7 +62,8 @@ def test_gepa_improves_and_leaves_the_student_alone(make, task_lm, reflect_lm):
     assert [dict(d) for _, p in optimized.named_predictors() for d in p.demos] == []
     assert not getattr(optimized, "_compiled", False)
     details = optimized.detailed_results
-    assert details.best_candidate is details.candidates[0]
+    assert state(details.candidates[0]) == before and details.parents[0] == [None]
+    assert state(details.best_candidate) == state(optimized)
     assert all(0.0 <= s <= 1.0 for s in details.val_aggregate_scores)
     assert details.total_metric_calls <= 200
     assert isinstance(optimized.search_outcome, SearchOutcome)
@@ -84,7 +85,9 @@ def test_mipro_improves_with_instructions_and_demos(make, task_lm, reflect_lm):
     assert 0 <= optimized.score <= 100
     scores = [c["score"] for c in optimized.candidate_programs]
     assert scores == sorted(scores, reverse=True) and optimized.score == scores[0]
-    assert optimized.trial_logs and all("score" in log for log in optimized.trial_logs.values())
+    logs = optimized.trial_logs
+    assert "full_eval_score" in logs[1]
+    assert all("mb_score" in log or "full_eval_score" in log for log in logs.values())
 
 
 def test_save_load_round_trip(tmp_path, task_lm, reflect_lm):
@@ -141,7 +144,7 @@ def test_checkpoint_resume_through_log_dir(tmp_path, server, task_lm, reflect_lm
 def test_cache_on(task_lm, reflect_lm, server):
     cached = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=True)
     with dspy.context(lm=cached):
-        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_metric_calls=40).compile(
+        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_metric_calls=40, track_stats=True).compile(
             dspy.Predict("query -> intent"), trainset=TRAIN[:8], valset=VAL[:8])
     assert optimized.detailed_results.total_metric_calls <= 40
 

@@ -16,7 +16,7 @@ from ..validation import (
     check_seed,
     check_seeds,
 )
-from .sizing import choose_sizes
+from .sizing import choose_sizes, minimum_rollouts
 
 __all__ = ["CANDIDATE_SELECTIONS", "COMPONENT_SELECTIONS", "PARETO_SPLITS", "GEPAConfig"]
 
@@ -102,6 +102,7 @@ class GEPAConfig:
                 f"GEPAConfig: elite_size < population_size must hold (elites leave room for children), but got "
                 f"elite_size={self.elite_size}, population_size={self.population_size}"
             )
+        self._check_budget_pays_for_a_step()
         if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
             set_(self, "checkpoint_dir", str(self.checkpoint_dir))
 
@@ -134,6 +135,18 @@ class GEPAConfig:
         if self.pareto_split == "val" and not self.val_seeds:
             raise ConfigError("GEPAConfig.pareto_split='val' needs val_seeds (candidates are compared on them); give "
                               "val_seeds or use pareto_split='train'")
+
+    def _check_budget_pays_for_a_step(self) -> None:
+        pareto = min(self.pareto_size, len(self.val_seeds if self.pareto_split == "val" else self.train_seeds))  # type: ignore[type-var]
+        minibatch = min(self.minibatch_size, len(self.train_seeds))  # type: ignore[type-var]
+        need = minimum_rollouts(pareto, minibatch)
+        if self.max_rollouts is not None and self.max_rollouts < need:
+            raise ConfigError(
+                f"GEPAConfig.max_rollouts={self.max_rollouts} cannot pay for one improvement step: scoring the start "
+                f"on the Pareto set ({pareto}), a step's two minibatches (2 x {minibatch}) and the child on the "
+                f"Pareto set ({pareto}) need at least {need} rollouts; raise max_rollouts or lower pareto_size / "
+                "minibatch_size"
+            )
 
     @property
     def children_per_generation(self) -> int:

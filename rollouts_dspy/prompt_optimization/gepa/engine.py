@@ -93,9 +93,18 @@ class GEPAEngine:
         self.split = config.pareto_split
         pool = config.val_seeds if self.split == "val" else config.train_seeds
         self.pareto_set = _sample(pool, config.pareto_size or len(pool), rng_for(config, -1, "pareto-set"))
+        self.feedback_pool = self._feedback_pool()
         self.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
         self.prices = PriceBook()  # fed at tell, in step order: deterministic estimates for planning
         self.validation_reserve = self._validation_reserve()
+
+    def _feedback_pool(self) -> tuple[int, ...]:
+        """The training samples minibatches are drawn from: the ones outside the Pareto set when enough remain, so
+        a candidate is compared on samples its reflection never saw (its Pareto score measures what generalizes,
+        not what was memorized); all of train_seeds when the split is too small to hold both."""
+        held = set(self.pareto_set)
+        rest = tuple(i for i in self.config.train_seeds if i not in held)
+        return rest if len(rest) >= 2 * (self.config.minibatch_size or 1) else tuple(self.config.train_seeds)
 
     # -- comparing candidates ------------------------------------------------------------------------------
     def pareto_mean(self, entry: Entry) -> float | None:
@@ -122,7 +131,7 @@ class GEPAEngine:
         front = frontier(table, self.pareto_set)
         means = {cid: mean_of(s) or 0.0 for cid, s in table.items()}
         first = self.selector.select(front, means, rng)
-        minibatch = _sample(self.config.train_seeds, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
+        minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
         generation = step // self.config.children_per_generation
         if self._merge_allowed() and rng.random() < self.config.crossover_rate:
             second = complementary_parent(rng, front, first, self.ranked())
@@ -177,14 +186,15 @@ class GEPAEngine:
                 n -= 1
         return n * val
 
-    def room(self, reserved: int = 0, in_flight: int = 0, *, validating: bool = False) -> int | None:
-        """Rollouts the search may still plan for, with `reserved` rollouts held by `in_flight` steps; the
-        validation reserve is kept back unless `validating`."""
-        price = self.prices.estimate(ROLLOUT)
-        calls = (self.prices.estimate("reflection") or 0.0) * self.config.mutation_attempts * in_flight
+    def room(self, reserved: int = 0, in_flight: int = 0, *, reserve: int | None = None) -> int | None:
+        """Rollouts the search may still plan for, with `reserved` rollouts held by `in_flight` steps and `reserve`
+        kept back for validation (default: the full validation reserve). Plans at the average price so far (the
+        ledger's admission of each call is the cautious guard that keeps the cap hard)."""
+        price = self.prices.average(ROLLOUT)
+        calls = (self.prices.average("reflection") or 0.0) * in_flight
         return room(self.budget, rollouts_used=self.state.spend.rollouts, cost_usd=self.state.spend.cost_usd,
                     pending_rollouts=reserved, pending_usd=reserved * (price or 0.0) + calls,
-                    reserve=0 if validating else self.validation_reserve, price=price)
+                    reserve=self.validation_reserve if reserve is None else reserve, price=price)
 
     # -- tell ----------------------------------------------------------------------------------------------
     def tell_initial(self, rollouts: Mapping[int, Rollout]) -> None:
@@ -276,8 +286,14 @@ class GEPAEngine:
         return ""
 
     def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
-        left = self.room(reserved, in_flight)
-        return left is None or left >= plan.reserve
+        """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
+        validation of one candidate (the best) rather than stopping the search while it could still improve."""
+        floor = min(self.validation_reserve, len(self.config.val_seeds)) if self.split == "train" else 0
+        for reserve in (self.validation_reserve, floor):
+            left = self.room(reserved, in_flight, reserve=reserve)
+            if left is None or left >= plan.reserve:
+                return True
+        return False
 
     # -- the end -------------------------------------------------------------------------------------------
     def validation_order(self) -> list[str]:

@@ -112,7 +112,8 @@ class _Shell:
         self.runtime.step(len(engine.state.history), best=_snapshot(best.id, best.candidate, score))
         self.emit(RunFinished(METHOD, score, reason, self.runtime.rollouts_used))
         return SearchOutcome(engine.state.records(), tuple(engine.state.history), best_id, reason,
-                             self.runtime.rollouts_used, self.runtime.cost(), self.runtime.usage())
+                             self.runtime.rollouts_used, self.runtime.cost(), self.runtime.usage(),
+                             compared_on=engine.pareto_set, compared_split=engine.split)
 
     async def _search(self) -> str:
         """Launch steps while the engine allows (at most a generation's worth in flight), tell them in order."""
@@ -184,7 +185,7 @@ class _Shell:
         ids = engine.validation_order()
         if not ids:
             return []
-        left = engine.room(validating=True)
+        left = engine.room(reserve=0)
         chosen = []
         for cid in ids:
             need = sum(1 for i in val if (engine.state.entries[cid].candidate.key, i) not in engine.state.charged)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["CHILDREN_PER_GENERATION", "DEFAULT_GENERATIONS", "PARETO_SIZE", "choose_sizes"]
+__all__ = ["CHILDREN_PER_GENERATION", "DEFAULT_GENERATIONS", "PARETO_SIZE", "choose_sizes", "minimum_rollouts"]
 
 CHILDREN_PER_GENERATION = 4
 """Steps in flight together (population_size - elite_size)."""
@@ -38,13 +38,19 @@ def choose_sizes(config: Any) -> dict[str, Any]:
     if population is None:
         population = elites + CHILDREN_PER_GENERATION
         out["population_size"] = population
+    budget = config.max_rollouts
     minibatch = config.minibatch_size
     if minibatch is None:
         minibatch = min(train, max(MIN_MINIBATCH, 2 * config.reflection_minibatch_size))
+        if budget is not None:  # a small budget: smaller minibatches buy several steps instead of one
+            minibatch = min(minibatch, max(2, budget // 8))
         out["minibatch_size"] = minibatch
     pareto = config.pareto_size
     if pareto is None:
-        pareto = len(config.val_seeds) if config.pareto_split == "val" else min(train, PARETO_SIZE)
+        pool = len(config.val_seeds) if config.pareto_split == "val" else train
+        pareto = min(pool, PARETO_SIZE)
+        if budget is not None:
+            pareto = min(pareto, max(4, (budget - 2 * minibatch) // 4))
         out["pareto_size"] = pareto
     if config.generations is None:
         out["generations"] = _generations(config, population - elites, minibatch)
@@ -59,3 +65,9 @@ def _generations(config: Any, children: int, minibatch: int) -> int:
     # The cheapest step runs only its child on the minibatch: with this many generations the budget, not the
     # generation count, ends the run.
     return max(2, math.ceil(config.max_rollouts / max(children * minibatch, 1)) + 2)
+
+
+def minimum_rollouts(pareto: int, minibatch: int) -> int:
+    """The smallest rollout budget that pays for one improvement step: the start scored on the Pareto set, a
+    step's two minibatches, and the child scored on the Pareto set."""
+    return 2 * pareto + 2 * minibatch

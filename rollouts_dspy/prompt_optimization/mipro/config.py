@@ -48,6 +48,10 @@ class MIPROConfig:
     `train_seeds` must be given (the spec example that omits it fails here with a clear message): the split is
     a decision of the caller, not something to guess. `val_seeds` may be empty, then the best combination is
     chosen by its full evaluation on the training rows.
+
+    Proposer toggles (MIPROv2's): `program_aware` (a proposal for one step of a multi-step program names the
+    step), `data_aware` (proposals see a summary of the data, one extra proposer call), `tip_aware` (each
+    proposal gets one of `tips`), `fewshot_aware` (proposals are shown `proposal_demos` demos).
     """
 
     num_candidates: int = 50
@@ -71,6 +75,10 @@ class MIPROConfig:
     tips: tuple[str, ...] = DEFAULT_TIPS
     proposal_demos: int = 10
     summary_examples: int = 12
+    program_aware: bool = True
+    data_aware: bool = True
+    tip_aware: bool = True
+    fewshot_aware: bool = True
 
     def __post_init__(self) -> None:
         _int("num_candidates", self.num_candidates, 1)
@@ -99,6 +107,9 @@ class MIPROConfig:
                 "MIPROConfig.train_seeds is empty: pass the dataset rows to optimize on, e.g. "
                 "train_seeds=tuple(range(100)), val_seeds=tuple(range(100, 150))"
             )
+        for name in ("program_aware", "data_aware", "tip_aware", "fewshot_aware"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"MIPROConfig.{name} must be True or False, but got {getattr(self, name)!r}")
         if self.storage is not None and (not isinstance(self.storage, str) or not self.storage):
             raise ConfigError(f"MIPROConfig.storage must be a file path (str) or None, but got {self.storage!r}")
         if isinstance(self.tips, str) or not all(isinstance(t, str) for t in self.tips) or not self.tips:

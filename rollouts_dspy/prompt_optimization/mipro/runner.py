@@ -35,10 +35,21 @@ Choice = Mapping[str, tuple[int, int]]
 
 
 async def optimize_mipro(
-    task: Task, proposer: LanguageModel, initial: Candidate, config: MIPROConfig, *, reporter: Reporter | None = None
+    task: Task, proposer: LanguageModel, initial: Candidate, config: MIPROConfig, *, reporter: Reporter | None = None,
+    bootstrap_task: Task | None = None, trial_log: dict[int, TrialEntry] | None = None,
 ) -> SearchOutcome:
-    """Search (instruction, demo set) per component of `initial` with MIPROv2's recipe (docs/mipro.md)."""
-    return await _Run(task, proposer, initial, config, reporter).execute()
+    """Search (instruction, demo set) per component of `initial` with MIPROv2's recipe (README, "MIPRO").
+
+    `bootstrap_task` (a Task over the same dataset, e.g. a teacher program, or one that scores runs the way
+    demo bootstrapping should) runs the bootstrap rollouts instead of `task`, under the same budget; its
+    rollouts are kept apart from the search's (they are not evaluations of the candidates). `trial_log`, when
+    given, receives every trial by number (its combination, choice, minibatch scores and stats)."""
+    run = _Run(task, proposer, initial, config, reporter, bootstrap_task)
+    try:
+        return await run.execute()
+    finally:
+        if trial_log is not None:
+            trial_log.update(run.state.trials)
 
 
 def _lost(rollout: Rollout) -> bool:
@@ -48,7 +59,7 @@ def _lost(rollout: Rollout) -> bool:
 
 class _Run:
     def __init__(self, task: Task, proposer: LanguageModel, initial: Candidate, config: MIPROConfig,
-                 reporter: Reporter | None) -> None:
+                 reporter: Reporter | None, bootstrap_task: Task | None = None) -> None:
         self.components = tuple(task.components)
         missing = [c for c in self.components if c not in initial.instructions]
         if missing:
@@ -64,6 +75,9 @@ class _Run:
                                    rollouts_used=self.state.rollouts_used, cost_usd=self.state.cost_usd)
         self.base_rollouts = self.state.rollouts_used
         self.evaluator = Evaluator(task, self.ledger, self.state.cache, on_rollout=self._on_rollout)
+        # Bootstrap rollouts of a separate task share the ledger but not the search's cache.
+        self.bootstrapper = self.evaluator if bootstrap_task is None else \
+            Evaluator(bootstrap_task, self.ledger, {}, on_rollout=self._on_rollout)
         self.reserve = sch.validation_reserve(len(self.val), config.num_top_for_validation) if self.val else 0
         self.initial_id = combination_id({c: (0, 0) for c in self.components}, self.components)
         self.stop_reason = "num_trials"
@@ -117,7 +131,8 @@ class _Run:
 
     def _save(self) -> None:
         # Finished rollouts only: reservations still in flight are re-run (and re-counted) after a resume.
-        self.state.rollouts_used = self.base_rollouts + self.evaluator.rollouts_run
+        extra = 0 if self.bootstrapper is self.evaluator else self.bootstrapper.rollouts_run
+        self.state.rollouts_used = self.base_rollouts + self.evaluator.rollouts_run + extra
         self.state.cost_usd = self.ledger.cost_usd
         self.state.save(self.config.storage)
         self.last_save = time.monotonic()
@@ -169,7 +184,8 @@ class _Run:
         if cfg.max_bootstrapped_demos > 0:
             room = self._room()
             limit = bootstrap_limit(cfg, len(order)) if room is None else min(room, bootstrap_limit(cfg, len(order)))
-            found = await collect_bootstrapped(self, self.initial, order, target=bootstrap_target(cfg),
+            source = self if self.bootstrapper is self.evaluator else self.bootstrapper
+            found = await collect_bootstrapped(source, self.initial, order, target=bootstrap_target(cfg),
                                                threshold=cfg.bootstrap_threshold, limit=limit,
                                                chunk=cfg.max_concurrent)
         pools: dict[str, list[Mapping]] = {}
@@ -192,14 +208,16 @@ class _Run:
         self.state.instructions = {c: [self.initial.instructions[c]] for c in self.components}
         if cfg.num_candidates == 1:
             return
-        summary = await summarize_dataset(self.proposer, labeled_examples)
+        summary = await summarize_dataset(self.proposer, labeled_examples if cfg.data_aware else [])
         self._charge(summary.usage, summary.warnings)
         self.state.summary = summary.instructions[0]
-        multi = len(self.components) > 1
+        named = len(self.components) > 1 and cfg.program_aware
         results = await asyncio.gather(*(
             propose_for_component(self.proposer, current=self.initial.instructions[c], summary=self.state.summary,
-                                  pool=pools[c], num_candidates=cfg.num_candidates, tips=cfg.tips,
-                                  per_prompt=cfg.proposal_demos, seed=cfg.seed, component=c if multi else None)
+                                  pool=pools[c], num_candidates=cfg.num_candidates,
+                                  tips=cfg.tips if cfg.tip_aware else ("",),
+                                  per_prompt=cfg.proposal_demos if cfg.fewshot_aware else 0, seed=cfg.seed,
+                                  component=c if named else None)
             for c in self.components))
         self._check_outage([summary, *results])
         for c, result in zip(self.components, results, strict=True):
