@@ -16,6 +16,7 @@ from typing import Any
 
 from ..prompt_optimization.protocols import Rollout, Task
 from ..prompt_optimization.types import Candidate
+from .base import KeepsRuns
 
 __all__ = ["run_rollout"]
 
@@ -61,8 +62,9 @@ def _task(recipe_id: str, boxed_recipe: list[Any]) -> Task:
     return task
 
 
-def run_rollout(recipe_id: str, boxed_recipe: list[Any], candidate: Candidate, index: int) -> Rollout:
-    """One rollout of `candidate` on sample `index`, by this worker's Task of `recipe_id`."""
+def run_rollout(recipe_id: str, boxed_recipe: list[Any], candidate: Candidate, index: int) -> tuple[Rollout, Any]:
+    """One rollout of `candidate` on sample `index`, by this worker's Task of `recipe_id`, and what its run left
+    behind for the driver's Task (see KeepsRuns; None for Tasks without it)."""
     task = _task(recipe_id, boxed_recipe)
     future = asyncio.run_coroutine_threadsafe(task.run(candidate, index), _event_loop())
     try:
@@ -70,9 +72,11 @@ def run_rollout(recipe_id: str, boxed_recipe: list[Any], candidate: Candidate, i
             # Short waits, not one long one: Ray cancels a task by scheduling KeyboardInterrupt for this thread,
             # which is raised only when the thread runs Python code again.
             try:
-                return future.result(timeout=CANCEL_POLL_SECONDS)
+                rollout = future.result(timeout=CANCEL_POLL_SECONDS)
             except concurrent.futures.TimeoutError:
                 continue
+            run = task.take_run(candidate.key, index) if isinstance(task, KeepsRuns) else None
+            return rollout, run
     except BaseException:
         # Cancelled (or this process is going down): stop the rollout's calls, then let Ray see it.
         future.cancel()

@@ -8,12 +8,12 @@ rollouts in the calling process; `"ray"` (or a configured `RayExecutor`) runs th
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
-from ..prompt_optimization.protocols import Task
+from ..prompt_optimization.protocols import Rollout, Task
 
-__all__ = ["EXECUTOR_NAMES", "Executor", "LocalExecutor", "resolve_executor"]
+__all__ = ["EXECUTOR_NAMES", "Executor", "KeepsRuns", "LocalExecutor", "resolve_executor"]
 
 
 @runtime_checkable
@@ -27,6 +27,18 @@ class Executor(Protocol):
     name: str
 
     def task(self, task: Task) -> Task: ...
+
+
+@runtime_checkable
+class KeepsRuns(Protocol):
+    """An optional Task capability, for Tasks whose runs leave more behind than their Rollout (a DSPy program's
+    trace and prediction, which per-predictor feedback and kept outputs read later). Where a rollout ran,
+    `take_run` gives that (picklable); in the calling process, `import_run` accounts for the rollout with it as
+    if it had run there."""
+
+    def take_run(self, key: str, index: int) -> Any: ...
+
+    def import_run(self, key: str, index: int, rollout: Rollout, run: Any) -> None: ...
 
 
 class LocalExecutor:

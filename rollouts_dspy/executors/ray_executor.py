@@ -25,6 +25,7 @@ from ..dtypes import Usage
 from ..errors import ConfigError
 from ..prompt_optimization.protocols import ComponentFeedback, Rollout, RolloutError, Task
 from ..prompt_optimization.types import Candidate
+from .base import KeepsRuns
 from .recipes import recipe_of
 
 __all__ = ["RayExecutor", "RayTask"]
@@ -119,7 +120,8 @@ def _remote_rollout() -> Any:
 
 class RayTask:
     """The driver's side of a Task whose rollouts run on Ray workers (see the module doc). `components` and
-    `labeled_demo` are answered by the local Task; `rollouts_run` and `usage` count what came back."""
+    `labeled_demo` are answered by the local Task; `rollouts_run` and `usage` count what came back; a local Task
+    that keeps its runs (KeepsRuns) is handed each one that came back, and accounts for it."""
 
     def __init__(self, local: Task, shipped_recipe: Any, executor: RayExecutor) -> None:
         self.local = local
@@ -136,8 +138,9 @@ class RayTask:
         from ray.exceptions import RayError, RayTaskError
 
         ref = self._remote.remote(self._id, [self._recipe], candidate, index)
+        run: Any = None
         try:
-            rollout: Rollout = await ref
+            rollout, run = await ref
         except asyncio.CancelledError:
             import ray
 
@@ -150,6 +153,8 @@ class RayTask:
             rollout = self._lost(index, exc)
         self.rollouts_run += 1
         self.usage = self.usage + rollout.usage
+        if isinstance(self.local, KeepsRuns):
+            self.local.import_run(candidate.key, index, rollout, run)
         return rollout
 
     def _lost(self, index: int, exc: BaseException) -> Rollout:
@@ -173,8 +178,8 @@ class RayTask:
 
 
 class _RayFeedbackTask(RayTask):
-    """A RayTask over a Task with per-component feedback: that feedback is computed by the local Task, in the
-    driver, from the rollouts that came back (as in a local run)."""
+    """A RayTask over a Task with per-component feedback: the local Task answers it in the driver, from the
+    rollouts and the runs (KeepsRuns) that came back, as in a local run."""
 
     async def component_feedback(self, candidate: Candidate, rollouts: Sequence[Rollout],
                                  component: str) -> list[Rollout]:

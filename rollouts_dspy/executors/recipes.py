@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..dtypes import Endpoint, ScoreFn
 from ..errors import ConfigError
-from ..prompt_optimization.protocols import Rollout, Task
-from ..prompt_optimization.types import Candidate, PromptTemplate
+from ..prompt_optimization.protocols import Task
+from ..prompt_optimization.types import PromptTemplate
 
 __all__ = ["ProgramTaskRecipe", "TaskRecipe", "TemplateTaskRecipe", "recipe_of"]
 
@@ -54,42 +54,21 @@ class TemplateTaskRecipe:
 
 @dataclass(frozen=True)
 class ProgramTaskRecipe:
-    """A ProgramTask (the DSPy front door's Task). `settings` are the DSPy settings in effect when the run
-    started that change what a program does besides its LM (the adapter); the worker runs under them, as the
-    calling process's `dspy.context` would have."""
+    """A ProgramTask (the DSPy front door's Task). `options` are the task's, minus what belongs to the calling
+    process (its progress callback, the error count that stops the run, the kept predictions: the driver's
+    ProgramTask does that from what comes back), with the DSPy adapter in effect when the run started among
+    its `settings`, so the worker formats prompts as the calling process would."""
 
     student: Any
     examples: Sequence[Any]
     metric: Callable[..., Any]
     lm: Any
-    failure_score: float
-    program_cache_size: int
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    options: Any
 
     def build(self) -> Task:
         from ..dspy_integration.program_task import ProgramTask
 
-        # One rollout at a time runs in a worker process: one thread is all its pool needs.
-        task = ProgramTask(self.student, self.examples, self.metric, self.lm, max_concurrent=1,
-                           failure_score=self.failure_score, program_cache_size=self.program_cache_size)
-        return _UnderSettings(task, dict(self.settings)) if self.settings else task
-
-
-class _UnderSettings:
-    """Runs a ProgramTask under `dspy.context(**settings)` (ProgramTask copies the context into its thread)."""
-
-    def __init__(self, task: Any, settings: dict[str, Any]) -> None:
-        self.task, self.settings = task, settings
-        self.components = task.components
-
-    async def run(self, candidate: Candidate, index: int) -> Rollout:
-        import dspy
-
-        with dspy.context(**self.settings):
-            return await self.task.run(candidate, index)
-
-    def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
-        return self.task.labeled_demo(index, component)
+        return ProgramTask(self.student, self.examples, self.metric, self.lm, self.options)
 
 
 def recipe_of(task: Task) -> TaskRecipe:
@@ -115,6 +94,10 @@ def recipe_of(task: Task) -> TaskRecipe:
 def _program_recipe(task: Any) -> ProgramTaskRecipe:
     import dspy
 
-    adapter = dspy.settings.adapter
-    return ProgramTaskRecipe(task.student, task.examples, task.metric, task.lm, task.failure_score,
-                             task.program_cache_size, {"adapter": adapter} if adapter is not None else {})
+    settings = dict(task.options.settings)
+    if dspy.settings.adapter is not None:
+        settings = {"adapter": dspy.settings.adapter, **settings}
+    # One rollout at a time runs in a worker process: one thread is all its pool needs.
+    options = replace(task.options, max_concurrent=1, on_rollout=None, max_errors=None, keep_predictions=False,
+                      settings=settings)
+    return ProgramTaskRecipe(task.student, task.examples, task.caller.metric, task.lm, options)

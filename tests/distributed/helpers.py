@@ -154,3 +154,33 @@ def dspy_feedback_metric(gold, pred, trace=None, pred_name=None, pred_trace=None
 
     correct = pred.intent.strip() == gold.intent
     return dspy.Prediction(score=float(correct), feedback="Correct." if correct else f"expected: {gold.intent}")
+
+
+def two_step_program():  # noqa: ANN201
+    """A draft answer, then a check of it: two predictors, each with its own instructions (per-predictor
+    feedback has something to tell apart)."""
+    import dspy
+
+    class TwoStep(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.draft = dspy.Predict("query -> intent")
+            self.check = dspy.Predict("query, draft -> intent")
+
+        def forward(self, query):  # noqa: ANN001, ANN201
+            return self.check(query=query, draft=self.draft(query=query).intent)
+
+    return TwoStep()
+
+
+def per_predictor_metric(gold, pred, trace=None, pred_name=None, pred_trace=None):  # noqa: ANN001, ANN201
+    """Feedback that depends on which predictor is asked about and on what that predictor's call produced
+    (read from `pred_trace`): only the run's own trace can answer it."""
+    import dspy
+
+    correct = pred.intent.strip() == gold.intent
+    if pred_name is None or not pred_trace:
+        return dspy.Prediction(score=float(correct), feedback="Correct." if correct else f"expected: {gold.intent}")
+    _, _, outputs = pred_trace[0]
+    said = getattr(outputs, "intent", "?")
+    return dspy.Prediction(score=float(correct), feedback=f"{pred_name} said {said}; expected: {gold.intent}")

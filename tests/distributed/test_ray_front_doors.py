@@ -37,31 +37,41 @@ async def test_run_mipro_on_ray_makes_the_local_run_s_decisions(ray_cluster, ser
 
 
 def test_rollouts_gepa_on_ray_compiles_the_program_a_local_compile_does(ray_cluster, server):
+    """A two-predictor program whose metric's per-predictor feedback reads the run's trace: the traces come back
+    from the workers, so reflection sees what it sees locally; so do the kept best outputs and the usage."""
     dspy = pytest.importorskip("dspy")
     from rollouts_dspy import RolloutsGEPA
 
-    task_lm = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=False,
-                      num_retries=1)
-    reflect_lm = dspy.LM("openai/scripted-reflect", api_base=server.base_url, api_key="scripted", cache=False,
-                         num_retries=1)
+    def lm(model):  # noqa: ANN001, ANN202
+        return dspy.LM(f"openai/{model}", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
+
+    task_lm, reflect_lm = lm("scripted-task"), lm("scripted-reflect")
     examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
                 for r in helpers.intent_dataset(20)]
+    reflections = []
 
     def compile_with(executor):  # noqa: ANN001, ANN202
-        optimizer = RolloutsGEPA(metric=helpers.dspy_feedback_metric, reflection_lm=reflect_lm, max_metric_calls=60,
-                                 num_threads=4, executor=executor)
+        optimizer = RolloutsGEPA(metric=helpers.per_predictor_metric, reflection_lm=reflect_lm,
+                                 max_metric_calls=80, num_threads=4, track_stats=True, track_best_outputs=True,
+                                 executor=executor)
         with dspy.context(lm=task_lm):
-            return optimizer.compile(dspy.Predict("query -> intent"), trainset=examples[:10], valset=examples[10:])
+            program = optimizer.compile(helpers.two_step_program(), trainset=examples[:10], valset=examples[10:])
+        reflections.append([str(m["prompt"] or m["messages"]) for m in reflect_lm.history])  # what it was shown
+        reflect_lm.history.clear()
+        return program
 
     local = compile_with("local")
     local_requests = server.stats().requests_by_model
     server.reset_stats()
     distributed = compile_with(RayExecutor(address=ray_cluster.address))
     assert server.stats().requests_by_model == local_requests
+    assert any("draft said" in text for text in reflections[0]), "no per-predictor feedback reached reflection"
+    assert reflections[1] == reflections[0]
     assert distributed.search_outcome.records == local.search_outcome.records
     assert distributed.search_outcome.best_id == local.search_outcome.best_id
-    assert distributed.signature.instructions == local.signature.instructions
-    assert distributed.detailed_results.val_aggregate_scores == local.detailed_results.val_aggregate_scores
-    # The usage the DSPy bridge reports counts the rollouts that came back from the workers.
-    assert distributed.optimization_result.usage["task"]["rollouts"] == local.optimization_result.usage["task"][
-        "rollouts"] > 0
+    assert [p.signature.instructions for _, p in distributed.named_predictors()] == [
+        p.signature.instructions for _, p in local.named_predictors()]
+    ours, theirs = distributed.detailed_results, local.detailed_results
+    assert ours.val_aggregate_scores == theirs.val_aggregate_scores
+    assert str(ours.best_outputs_valset) == str(theirs.best_outputs_valset) and theirs.best_outputs_valset
+    assert distributed.optimization_result is None  # two predictors: the record is search_outcome
