@@ -75,3 +75,35 @@ def test_rollouts_gepa_on_ray_compiles_the_program_a_local_compile_does(ray_clus
     assert ours.val_aggregate_scores == theirs.val_aggregate_scores
     assert str(ours.best_outputs_valset) == str(theirs.best_outputs_valset) and theirs.best_outputs_valset
     assert distributed.optimization_result is None  # two predictors: the record is search_outcome
+
+
+def test_rollouts_mipro_on_ray_compiles_the_program_a_local_compile_does(ray_cluster, server):
+    """MIPRO's two tasks (bootstrapping demos with the metric's trace form, and the search) both on the workers."""
+    dspy = pytest.importorskip("dspy")
+    from rollouts_dspy import RolloutsMIPRO
+
+    def lm(model):  # noqa: ANN001, ANN202
+        return dspy.LM(f"openai/{model}", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
+
+    task_lm, prompt_lm = lm("scripted-task"), lm("scripted-reflect")
+    examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
+                for r in helpers.intent_dataset(24)]
+
+    def compile_with(executor):  # noqa: ANN001, ANN202
+        optimizer = RolloutsMIPRO(metric=helpers.per_predictor_metric, prompt_model=prompt_lm, auto=None,
+                                  num_candidates=3, num_threads=4, max_rollouts=150, executor=executor)
+        with dspy.context(lm=task_lm):
+            program = optimizer.compile(dspy.Predict("query -> intent"), trainset=examples[:12],
+                                        valset=examples[12:], num_trials=4, minibatch_size=6)
+        return program, optimizer.total_calls
+
+    (local, local_calls) = compile_with("local")
+    local_requests = server.stats().requests_by_model
+    server.reset_stats()
+    (distributed, calls) = compile_with(RayExecutor(address=ray_cluster.address))
+    assert server.stats().requests_by_model == local_requests
+    assert distributed.search_outcome.records == local.search_outcome.records
+    assert distributed.signature.instructions == local.signature.instructions
+    assert [dict(d) for d in distributed.demos] == [dict(d) for d in local.demos]
+    assert any(r.candidate.demos for r in distributed.search_outcome.records)  # demos bootstrapped on workers
+    assert calls == local_calls > 0
