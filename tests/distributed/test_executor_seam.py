@@ -145,3 +145,40 @@ except ConfigError as exc:
     print(exc)
 """
     assert "pip install 'rollouts-dspy[ray]'" in _python(code)
+
+
+def test_a_dspy_run_taken_where_it_ran_answers_per_predictor_feedback_where_it_is_imported(server):
+    """What a ProgramTask run leaves behind travels (pickled) to another ProgramTask, which then gives the same
+    per-predictor feedback and counts the rollout, as the one that ran it would."""
+    dspy = pytest.importorskip("dspy")
+    from rollouts_dspy.dspy_integration.program_task import ProgramTask, candidate_of
+    from rollouts_dspy.executors import KeepsRuns
+
+    lm = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
+    examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
+                for r in helpers.intent_dataset(4)]
+    student = helpers.two_step_program()
+    ran_here = ProgramTask(student, examples, helpers.per_predictor_metric, lm)
+    asked_here = ProgramTask(student, examples, helpers.per_predictor_metric, lm)
+    assert isinstance(ran_here, KeepsRuns)
+    candidate = candidate_of(student)
+    import asyncio
+
+    async def go():  # noqa: ANN202
+        rollouts = [await ran_here.run(candidate, i) for i in range(4)]
+        expected = {c: await ran_here.component_feedback(candidate, rollouts, c) for c in ("draft", "check")}
+        for r in rollouts:
+            run = cloudpickle.loads(cloudpickle.dumps(ran_here.take_run(candidate.key, r.sample_index)))
+            asked_here.import_run(candidate.key, r.sample_index, r, run)
+        got = {c: await asked_here.component_feedback(candidate, rollouts, c) for c in ("draft", "check")}
+        return rollouts, expected, got
+
+    try:
+        rollouts, expected, got = asyncio.run(go())
+    finally:
+        ran_here.close()
+        asked_here.close()
+    assert got == expected
+    assert {r.feedback for rs in got.values() for r in rs} != {r.feedback for r in rollouts}  # it is per-predictor
+    assert asked_here.rollouts_run == 4 and asked_here.usage == ran_here.usage
+    assert ran_here.take_run(candidate.key, 0) is None  # taken: the worker keeps nothing
