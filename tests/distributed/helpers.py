@@ -184,3 +184,16 @@ def per_predictor_metric(gold, pred, trace=None, pred_name=None, pred_trace=None
     _, _, outputs = pred_trace[0]
     said = getattr(outputs, "intent", "?")
     return dspy.Prediction(score=float(correct), feedback=f"{pred_name} said {said}; expected: {gold.intent}")
+
+
+def dspy_lm(server, model: str):  # noqa: ANN001, ANN201
+    """A DSPy LM on the scripted server, uncached (every call reaches the server and is counted)."""
+    import dspy
+
+    return dspy.LM(f"openai/{model}", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
+
+
+def dspy_examples(n: int) -> list:
+    import dspy
+
+    return [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query") for r in intent_dataset(n)]

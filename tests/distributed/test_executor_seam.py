@@ -79,9 +79,7 @@ def test_a_dspy_program_task_rebuilt_from_its_pickled_recipe_gives_the_same_roll
     dspy = pytest.importorskip("dspy")
     from rollouts_dspy.dspy_integration.program_task import ProgramTask, candidate_of
 
-    lm = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
-    examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
-                for r in helpers.intent_dataset(6)]
+    lm, examples = helpers.dspy_lm(server, "scripted-task"), helpers.dspy_examples(6)
     student = dspy.Predict("query -> intent")
 
     def metric(gold, pred, trace=None):  # noqa: ANN001, ANN202
@@ -150,13 +148,11 @@ except ConfigError as exc:
 def test_a_dspy_run_taken_where_it_ran_answers_per_predictor_feedback_where_it_is_imported(server):
     """What a ProgramTask run leaves behind travels (pickled) to another ProgramTask, which then gives the same
     per-predictor feedback and counts the rollout, as the one that ran it would."""
-    dspy = pytest.importorskip("dspy")
+    pytest.importorskip("dspy")
     from rollouts_dspy.dspy_integration.program_task import ProgramTask, candidate_of
     from rollouts_dspy.executors import KeepsRuns
 
-    lm = dspy.LM("openai/scripted-task", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
-    examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
-                for r in helpers.intent_dataset(4)]
+    lm, examples = helpers.dspy_lm(server, "scripted-task"), helpers.dspy_examples(4)
     student = helpers.two_step_program()
     ran_here = ProgramTask(student, examples, helpers.per_predictor_metric, lm)
     asked_here = ProgramTask(student, examples, helpers.per_predictor_metric, lm)

@@ -42,12 +42,8 @@ def test_rollouts_gepa_on_ray_compiles_the_program_a_local_compile_does(ray_clus
     dspy = pytest.importorskip("dspy")
     from rollouts_dspy import RolloutsGEPA
 
-    def lm(model):  # noqa: ANN001, ANN202
-        return dspy.LM(f"openai/{model}", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
-
-    task_lm, reflect_lm = lm("scripted-task"), lm("scripted-reflect")
-    examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
-                for r in helpers.intent_dataset(20)]
+    task_lm, reflect_lm = helpers.dspy_lm(server, "scripted-task"), helpers.dspy_lm(server, "scripted-reflect")
+    examples = helpers.dspy_examples(20)
     reflections = []
 
     def compile_with(executor):  # noqa: ANN001, ANN202
@@ -82,12 +78,8 @@ def test_rollouts_mipro_on_ray_compiles_the_program_a_local_compile_does(ray_clu
     dspy = pytest.importorskip("dspy")
     from rollouts_dspy import RolloutsMIPRO
 
-    def lm(model):  # noqa: ANN001, ANN202
-        return dspy.LM(f"openai/{model}", api_base=server.base_url, api_key="scripted", cache=False, num_retries=1)
-
-    task_lm, prompt_lm = lm("scripted-task"), lm("scripted-reflect")
-    examples = [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query")
-                for r in helpers.intent_dataset(24)]
+    task_lm, prompt_lm = helpers.dspy_lm(server, "scripted-task"), helpers.dspy_lm(server, "scripted-reflect")
+    examples = helpers.dspy_examples(24)
 
     def compile_with(executor):  # noqa: ANN001, ANN202
         optimizer = RolloutsMIPRO(metric=helpers.per_predictor_metric, prompt_model=prompt_lm, auto=None,
