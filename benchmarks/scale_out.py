@@ -1,7 +1,7 @@
 """Scale-out: rollouts per second against worker processes, and what Ray and PostgreSQL add per rollout.
 
     python -m benchmarks.scale_out                      # prints the tables, writes benchmarks/results/scale_out.md
-    python -m benchmarks.scale_out --cpu-ms 20 --rollouts 48 --workers 1 2 4
+    python -m benchmarks.scale_out --cpu-ms 50 --rollouts 24 --workers 1 2 4 --repeats 3   # the defaults
 
 The world: the calculator agent (generated arithmetic problems, 3-7 tool calls per rollout) whose every tool call
 burns `--cpu-ms` of CPU in the process that runs the rollout -- a stand-in for an environment that runs code or a
@@ -128,7 +128,9 @@ async def throughput_rows(base_url: str, args: argparse.Namespace) -> list[dict[
     from rollouts_dspy.executors import LocalExecutor, RayExecutor
 
     ray = RayExecutor(num_cpus=max(args.workers))
-    # Warm-up: every worker process imports the LLM stack once (seconds each), outside the measurement.
+    # Warm-up, outside the measurement: the first LLM calls of a process set up its LLM stack (seconds), in
+    # this process and in every Ray worker process.
+    await rollouts_per_second(base_url, LocalExecutor(), max_concurrent=4, n=8, cpu_ms=0)
     await rollouts_per_second(base_url, ray, max_concurrent=max(args.workers), n=4 * max(args.workers), cpu_ms=0)
     configs = [(LocalExecutor(), max(args.workers), args.rollouts, args.cpu_ms)]
     configs += [(ray, workers, args.rollouts, args.cpu_ms) for workers in args.workers]
@@ -208,13 +210,14 @@ def optuna_trial_ms(url: str | None, n: int) -> float:
 
 # -- output -----------------------------------------------------------------------------------------------------
 def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], overheads: list[tuple[str, float, str]],
-             load: tuple[float, float, float]) -> str:
+             load: tuple[float, float]) -> str:
     base = rows[1]["per_second"] if len(rows) > 1 else rows[0]["per_second"]
     lines = [
         "## Scale-out: rollouts on Ray workers",
         "",
-        f"Machine: {os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}), load average "
-        f"{load[0]:.1f} when the run started (other work shared the cores). Throughput cannot grow past the cores: "
+        f"Machine: {os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}), shared: load "
+        f"average {load[0]:.1f} when the run started, {load[1]:.1f} when it ended (other processes competed for "
+        "the same cores, so the numbers are noisy). Throughput cannot grow past the cores: "
         f"with {os.cpu_count()} cores, 4 workers share them. Calculator agent, {args.cpu_ms:g} ms of CPU per tool "
         f"call, {args.rollouts} rollouts per run, fastest of {args.repeats}; scripted server in its own process "
         "(`python -m benchmarks.scale_out`).",
@@ -223,7 +226,7 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], overheads: li
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['executor']} | {r['workers']} | {r['per_second']:.1f} | {r['seconds']:.2f} | "
+        lines.append(f"| {r['executor']} | {r['workers']} | {r['per_second']:.1f} | {r['seconds']:.3f} | "
                      f"{r['tools']} | {r['per_second'] / base:.2f}x |")
     lines += ["", "| overhead | ms | measured on |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {ms:.2f} | {on} |" for what, ms, on in overheads]
@@ -232,15 +235,15 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], overheads: li
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rollouts", type=int, default=40)
-    parser.add_argument("--cpu-ms", type=float, default=20.0, help="CPU burned per tool call")
+    parser.add_argument("--rollouts", type=int, default=24)
+    parser.add_argument("--cpu-ms", type=float, default=50.0, help="CPU burned per tool call")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--overhead-rollouts", type=int, default=40)
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the markdown section")
     args = parser.parse_args(argv)
-    load = os.getloadavg()
+    load_start = os.getloadavg()[0]
     with ServerProcess() as base_url:
         import ray.cloudpickle
 
@@ -253,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             overheads += postgres_rows(Path(tmp))
-    text = markdown(args, rows, overheads, load)
+    text = markdown(args, rows, overheads, (load_start, os.getloadavg()[0]))
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
