@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .dtypes import Endpoint, Environment, Message, ToolCall, ToolResult, Trajectory, Usage
-from .llm import LLMCallError, LLMSession
+from .llm import LLMCallError, LLMSession, MissingAPIKeyError
 
 __all__ = ["AgentError", "run_agent", "run_completion"]
 
@@ -14,7 +14,10 @@ DEFAULT_MAX_TURNS = 10
 
 
 class AgentError(Exception):
-    """A rollout that broke part-way. `trajectory` holds what happened before; `kind` says what broke."""
+    """A rollout that broke part-way. `trajectory` holds what happened before; `kind` says what broke.
+
+    A missing API key is not a broken rollout but the run's configuration: `MissingAPIKeyError` propagates as
+    is, so a run stops at its first call with the variable to set instead of scoring every sample 0."""
 
     def __init__(self, kind: str, message: str, trajectory: Trajectory, *, retryable: bool = False) -> None:
         super().__init__(f"{kind}: {message}")
@@ -31,6 +34,8 @@ async def run_completion(
     session = session or LLMSession()
     try:
         completion = await session.complete(endpoint, messages, role=role)
+    except MissingAPIKeyError:
+        raise
     except LLMCallError as exc:
         raise AgentError(exc.kind, exc.message, Trajectory(tuple(messages)), retryable=exc.retryable) from exc
     return Trajectory(tuple(messages) + (completion.message,), (completion.usage,))
@@ -58,6 +63,8 @@ async def run_agent(
     for _turn in range(max_turns):
         try:
             completion = await session.complete(endpoint, history, tools=tools, role=role)
+        except MissingAPIKeyError:
+            raise
         except LLMCallError as exc:
             partial = Trajectory(tuple(history), tuple(usage), {"stop_reason": "llm_error"})
             raise AgentError(exc.kind, exc.message, partial, retryable=exc.retryable) from exc

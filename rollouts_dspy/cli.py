@@ -116,6 +116,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Shared plumbing
 
 
+def _check_endpoints(config: Any, *, optimizer: bool, method: str = "", max_cost_usd: float | None = None) -> None:
+    """Before anything starts: each model the command calls ([endpoint], and [optimizer_endpoint] when
+    `optimizer`) has an API key to send and, under a dollar cap, a price. Errors name the table and key of the
+    config file to fix (the Python front doors give the same advice in Python terms)."""
+    from .llm import check_api_keys, is_priced
+
+    # Without an [optimizer_endpoint] table it is the [endpoint], which is checked (and named) first.
+    tables = (("endpoint", config.endpoint), ("optimizer_endpoint", config.optimizer_endpoint))[: 1 + optimizer]
+    for name, spec in tables:
+        endpoint = spec.preview()
+        try:
+            check_api_keys(endpoint)
+        except ConfigError as exc:
+            raise ConfigError(f"{config.file}: [{name}] {exc}") from None
+        if max_cost_usd is not None and not is_priced(endpoint):
+            raise ConfigError(
+                f"{config.file}: [{method}] max_cost_usd = {max_cost_usd!r} cannot be enforced: the price of "
+                f"{endpoint.litellm_model!r} is not in litellm's cost table; add `pricing = [input, output]` "
+                f"(USD per million tokens) to [{name}], or use max_rollouts")
+
+
 def _endpoint_record(spec: Any, endpoint: Any) -> dict[str, Any]:
     data = endpoint.to_dict()
     if spec.scripted:
@@ -140,6 +161,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     state = out / "checkpoint"
     _check_out_dir(out, state, args)
     method_config = config.method_config(args.method, split.train, split.val, state)
+    _check_endpoints(config, optimizer=True, method=args.method, max_cost_usd=method_config.max_cost_usd)
     scoring = (config.score_fn(), config.environment_factory())  # fail on a bad scorer before writing anything
     out.mkdir(parents=True, exist_ok=True)
     from .prompt_optimization.evaluation import ProviderUnavailableError
@@ -295,6 +317,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-concurrent must be >= 1, but got {args.max_concurrent}")
     score_fn = config.score_fn()
     env_factory = config.environment_factory()
+    _check_endpoints(config, optimizer=False)
     with scripted_server(config, rows) as base_url:
         endpoint = config.endpoint.build(base_url)
         report = asyncio.run(evaluate_detailed(template, list(seeds), rows, endpoint, score_fn, env_factory,

@@ -89,11 +89,13 @@ class _Table:
 @dataclass(frozen=True)
 class EndpointSpec:
     """An endpoint as written in the config; `scripted` endpoints get their api_base when the CLI has started
-    the scripted server. The API key is read from the environment (`api_key_env`), never from the file."""
+    the scripted server. The API key is read from the environment (`api_key_env`), never from the file; without
+    `api_key_env` litellm reads the provider's usual variable (and a local server needs none)."""
 
     params: Mapping[str, Any]
     scripted: bool = False
     api_key_env: str | None = None
+    source: str = ""  # "run.toml: [endpoint]", for errors
 
     def build(self, scripted_base_url: str | None = None) -> Endpoint:
         params = dict(self.params)
@@ -104,7 +106,15 @@ class EndpointSpec:
             params["api_key"] = SCRIPTED
         elif self.api_key_env:
             params["api_key"] = os.environ.get(self.api_key_env, "")
+            if not params["api_key"]:
+                # Named on purpose: falling back to the provider's own variable would use another key silently.
+                raise ConfigError(f"{self.source} api_key_env = {self.api_key_env!r}: the environment variable "
+                                  f"{self.api_key_env} is not set (export it, or remove api_key_env)")
         return Endpoint(**params)
+
+    def preview(self) -> Endpoint:
+        """The endpoint as it will be built, before the scripted server has started (its URL a placeholder)."""
+        return self.build("http://127.0.0.1:1/v1")
 
 
 @dataclass(frozen=True)
@@ -376,9 +386,8 @@ def _endpoint(table: _Table) -> EndpointSpec:
             raise table.error("pricing", "[input, output] USD per million tokens", pricing)
         params["pricing"] = (float(pricing[0]), float(pricing[1]))
     api_key_env = table.get("api_key_env", str, "the name of an environment variable holding the API key")
-    spec = EndpointSpec(params, scripted, api_key_env)
-    try:
-        spec.build("http://127.0.0.1:1/v1")  # validates every value now, with the file and table in the error
+    try:  # validates every value now, with the file and table in the error (the key is read when the run starts)
+        EndpointSpec(params, scripted).preview()
     except ValueError as exc:
         raise ConfigError(f"{table.file}: [{table.name}] {exc}") from None
-    return spec
+    return EndpointSpec(params, scripted, api_key_env, f"{table.file}: [{table.name}]")

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
 
+from .providers import known_provider
+
 __all__ = [
     "Endpoint",
     "Environment",
@@ -30,28 +32,13 @@ __all__ = [
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = ("system", "user", "assistant", "tool")
 
-# Providers we can name without asking litellm (whose import costs seconds); anything else is checked against
-# litellm's own list when the Endpoint is built.
-_COMMON_PROVIDERS = frozenset(
-    {"openai", "anthropic", "azure", "gemini", "vertex_ai", "ollama", "ollama_chat", "hosted_vllm", "vllm",
-     "groq", "together_ai", "mistral", "openrouter", "bedrock", "deepseek", "fireworks_ai", "cohere", "xai",
-     "huggingface", "lm_studio", "text-completion-openai"}
-)
-
-
-def _known_provider(provider: str) -> bool:
-    if provider in _COMMON_PROVIDERS:
-        return True
-    from .llm import litellm_module
-
-    return provider in set(litellm_module().provider_list)
-
 
 @dataclass(frozen=True, kw_only=True)
 class Endpoint:
     """Where and how to call an LLM.
 
-    `api_key=""` means "read the provider's usual environment variable" (litellm does that). The key is excluded
+    `api_key=""` means "read the provider's usual environment variable" (litellm does that); a server on this
+    machine or network (`api_base="http://localhost:8000/v1"`) needs no key at all. The key is excluded
     from `repr`, equality, `identity()` and every serialized form, so it never reaches logs, results or files.
     `pricing` optionally overrides litellm's cost table as (USD per million input tokens, USD per million output
     tokens); without it cost comes from litellm's table when the model is known, else only tokens are counted.
@@ -74,7 +61,7 @@ class Endpoint:
             raise ValueError(f"Endpoint.provider must be a non-empty string, but got {self.provider!r}")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"Endpoint.model must be a non-empty string, but got {self.model!r}")
-        if not _known_provider(self.provider):
+        if not known_provider(self.provider):
             raise ValueError(
                 f"Endpoint.provider {self.provider!r} is not a provider litellm knows "
                 "(e.g. 'openai', 'anthropic', 'ollama', 'hosted_vllm'; any OpenAI-compatible server: 'openai' "

@@ -22,9 +22,10 @@ from .prompt_optimization.events import (
     RunStarted,
     RunWarning,
     StepFinished,
+    format_cost,
 )
 
-__all__ = ["RichReporter", "fan_out", "format_duration", "progress_reporter", "time_left"]
+__all__ = ["RichReporter", "fan_out", "format_cost", "format_duration", "progress_reporter", "time_left"]
 
 
 def time_left(elapsed: float, done: int, total: int | None) -> float | None:
@@ -76,7 +77,7 @@ class RichReporter:
         self.best: float | None = None
         self.mean: float | None = None
         self.tokens = 0
-        self.cost: float | None = 0.0
+        self.cost: float | None = 0.0  # None once any event says a price is unknown
         self.started = clock()
         self.warnings: list[str] = []
         self._live = None
@@ -108,9 +109,12 @@ class RichReporter:
             self.mean = s.mean_score
             self.best = event.best_so_far if event.best_so_far is not None else self.best
             self.rollouts = max(self.rollouts, s.rollouts_used)
-            self.tokens, self.cost = max(self.tokens, s.tokens), _max_cost(self.cost, s.cost_usd)
+            self.tokens = max(self.tokens, s.tokens)
+            self._spent(s.cost_usd)
         elif isinstance(event, BudgetUpdated):
-            self.rollouts, self.cost = event.rollouts_used, _max_cost(self.cost, event.cost_usd)
+            self.rollouts = event.rollouts_used
+            self.tokens = max(self.tokens, event.tokens)
+            self._spent(event.cost_usd)
             self.max_rollouts = event.max_rollouts
         elif isinstance(event, RunWarning):
             self.warnings.append(event.message)
@@ -120,6 +124,13 @@ class RichReporter:
             self.rollouts = max(self.rollouts, event.rollouts_used)
         if self._live is not None:
             self._live.update(self._render())
+
+    def _spent(self, cost_usd: float | None) -> None:
+        # Dollars only grow; an unknown price makes the total unknown for the rest of the run.
+        if cost_usd is None or self.cost is None:
+            self.cost = None
+        else:
+            self.cost = max(self.cost, cost_usd)
 
     def eta(self) -> float | None:
         elapsed = self.clock() - self.started
@@ -148,7 +159,7 @@ class RichReporter:
         best = "-" if self.best is None else f"{self.best:.3f}"
         mean = "-" if self.mean is None else f"{self.mean:.3f}"
         elapsed = self.clock() - self.started
-        summary = (f"best [bold green]{best}[/]  mean {mean}  tokens {self.tokens:,}  cost {_shown_cost(self.cost)}  "
+        summary = (f"best [bold green]{best}[/]  mean {mean}  tokens {self.tokens:,}  cost {format_cost(self.cost)}  "
                    f"elapsed {format_duration(elapsed)}  left ~{format_duration(self.eta())}")
         title = f"[bold]{self.method or 'optimize'}[/]"
         return Group(title, table, summary)
@@ -168,12 +179,3 @@ def progress_reporter(mode: str = "auto", stream: TextIO | None = None) -> Itera
             yield reporter
         return
     yield LinePrinter(out)
-
-
-def _max_cost(a: float | None, b: float | None) -> float | None:
-    """Dollars so far; None (unknown) once any figure is unknown: never shown as $0.0000."""
-    return None if a is None or b is None else max(a, b)
-
-
-def _shown_cost(cost: float | None) -> str:
-    return "unknown" if cost is None else f"${cost:.4f}"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .prompt_optimization.events import format_cost
 from .prompt_optimization.types import OptimizationResult, PromptTemplate
 
 __all__ = ["Section", "build_report", "prompt_diff", "render_report", "score_summary"]
@@ -75,11 +76,11 @@ def _usage(result: OptimizationResult) -> Section:
                                                       "completion_tokens")]
         cost = float(stats.get("cost_usd", 0.0) or 0.0)
         known = bool(stats.get("cost_known", True))
-        rows.append((role, *map(str, values), f"${cost:.4f}" if known else "unknown"))
+        rows.append((role, *map(str, values), format_cost(cost if known else None)))
         totals = [a + b for a, b in zip(totals, values, strict=True)]
         cost_total, cost_known = cost_total + cost, cost_known and known
     if len(rows) > 1:
-        rows.append(("total", *map(str, totals), f"${cost_total:.4f}" if cost_known else "unknown"))
+        rows.append(("total", *map(str, totals), format_cost(cost_total if cost_known else None)))
     headers = ("role", "calls", "retries", "failures", "prompt tokens", "completion tokens", "cost")
     return Section("LLM usage (cost unknown: the model is not in litellm's price table)" if not cost_known
                    else "LLM usage", headers, tuple(rows))
@@ -87,9 +88,12 @@ def _usage(result: OptimizationResult) -> Section:
 
 def _history(result: OptimizationResult) -> Section:
     step = "generation" if result.method == "gepa" else "trial" if result.method == "mipro" else "step"
+    # A result file written before unknown prices were recorded as None has 0.0 here for an unpriced model; its
+    # usage table knows the price was unknown, and so the history says unknown too.
+    priced = all(bool(stats.get("cost_known", True)) for stats in result.usage.values())
     rows = tuple(
         (str(s.generation), _num(s.best_score), _num(s.mean_score), str(s.num_evaluated), str(s.rollouts_used),
-         f"{s.tokens:,}", "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}", f"{s.elapsed_seconds:.1f}s")
+         f"{s.tokens:,}", format_cost(s.cost_usd if priced else None), f"{s.elapsed_seconds:.1f}s")
         for s in result.history
     )
     headers = (step, "best", "mean", "evaluated", "rollouts", "tokens", "cost", "elapsed")

@@ -3,10 +3,22 @@ max_turns, tool errors shown to the model, and environments that break."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from rollouts_dspy import CalculatorEnvironment, Message, ToolCall, ToolResult, run_agent, run_completion
+from rollouts_dspy import (
+    CalculatorEnvironment,
+    Endpoint,
+    LLMCallError,
+    Message,
+    ToolCall,
+    ToolResult,
+    run_agent,
+    run_completion,
+)
 from rollouts_dspy.agents import AgentError
+from rollouts_dspy.llm import MissingAPIKeyError
 
 AGENT_SYSTEM = (
     "Solve the arithmetic problem. Use the calculator tools for every arithmetic step, then call complete_task."
@@ -77,3 +89,20 @@ async def test_run_completion_returns_prompt_plus_answer(task_endpoint):
     messages = [Message("system", "Classify."), Message("user", "Query: I want a refund")]
     trajectory = await run_completion(messages, task_endpoint)
     assert trajectory.messages[:2] == tuple(messages) and trajectory.messages[2].role == "assistant"
+
+
+@pytest.mark.parametrize("loop", ["completion", "agent"])
+async def test_a_missing_api_key_is_not_a_failed_rollout(loop, monkeypatch):
+    # Every call would fail the same way: the error reaches the run (which stops, naming the variable) instead of
+    # becoming an AgentError that a Task would score as this sample's failure.
+    for name in [n for n in os.environ if n.endswith("_API_KEY")]:
+        monkeypatch.delenv(name)
+    endpoint = Endpoint(provider="openai", model="gpt-4o-mini")
+    messages = [Message("system", AGENT_SYSTEM), Message("user", "Start with 2. Add 3.")]
+    with pytest.raises(MissingAPIKeyError) as info:
+        if loop == "completion":
+            await run_completion(messages, endpoint)
+        else:
+            await run_agent(messages, endpoint, CalculatorEnvironment())
+    assert info.value.kind == "missing_api_key" and "set OPENAI_API_KEY" in info.value.message
+    assert not isinstance(info.value, AgentError) and isinstance(info.value, LLMCallError)

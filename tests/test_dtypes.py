@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -76,3 +79,13 @@ def test_usage_adds_and_unknown_cost_stays_unknown():
     assert (a + b).cost_usd is None
     assert (Usage() + b).calls == 1
     assert (a + b).total_tokens == 17
+
+
+def test_the_types_do_not_import_the_llm_layer():
+    # One direction only: llm imports dtypes, never the reverse -- even when an Endpoint asks litellm whether
+    # it knows a provider (a fresh process, so nothing else imported the LLM layer first).
+    code = ("import sys; from rollouts_dspy.dtypes import Endpoint; Endpoint(provider='cerebras', model='m'); "
+            "print(sorted(m for m in sys.modules if m.startswith('rollouts_dspy')))")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split("\n")[-2] == "['rollouts_dspy', 'rollouts_dspy.dtypes', 'rollouts_dspy.providers']"

@@ -21,6 +21,7 @@ __all__ = [
     "RunStarted",
     "RunWarning",
     "StepFinished",
+    "format_cost",
 ]
 
 
@@ -117,7 +118,7 @@ class LinePrinter:
             print(
                 f"[{event.method}] {step} {s.generation}: best {s.best_score:.3f} mean {s.mean_score:.3f} "
                 f"(best so far {best}) | rollouts {s.rollouts_used} | tokens {s.tokens} | "
-                f"{_dollars(s.cost_usd)} | {s.elapsed_seconds:.1f}s",
+                f"cost {format_cost(s.cost_usd)} | {s.elapsed_seconds:.1f}s",
                 file=out, flush=True,
             )
         elif isinstance(event, RunWarning):
@@ -128,5 +129,7 @@ class LinePrinter:
                   file=out, flush=True)
 
 
-def _dollars(cost: float | None) -> str:
-    return "cost unknown" if cost is None else f"${cost:.4f}"
+def format_cost(cost_usd: float | None) -> str:
+    """'$0.0123', or 'unknown' when the price of some call is not known (an unpriced model): never a made-up $0.
+    The one wording of a cost, for every display."""
+    return "unknown" if cost_usd is None else f"${cost_usd:.4f}"

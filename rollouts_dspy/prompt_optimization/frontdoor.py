@@ -16,7 +16,7 @@ from typing import Any
 from ..dtypes import Endpoint, ScoreFn
 from ..errors import ConfigError
 from ..executors import Executor, resolve_executor
-from ..llm import LLMSession, check_priced
+from ..llm import LLMSession, check_api_keys, check_priced
 from ..runtime import RunContext
 from .events import LinePrinter, Reporter
 from .protocols import LanguageModel, Task
@@ -85,6 +85,7 @@ async def run_template_search(
     executor = resolve_executor(executor)
     preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
               val_seeds=config.val_seeds, owner=owner, stacklevel=4)
+    check_api_keys(endpoint, optimizer_endpoint)
     check_priced(config.max_cost_usd, endpoint, optimizer_endpoint)
     if reporter is None and progress:
         reporter = LinePrinter()

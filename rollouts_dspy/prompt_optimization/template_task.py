@@ -12,6 +12,7 @@ from ..agents import DEFAULT_MAX_TURNS, AgentError, run_agent, run_completion
 from ..dtypes import Endpoint, Environment, Message, Sample, Score, ScoreFn, Trajectory, Usage
 from ..errors import DatasetError, ScoreFnError
 from ..llm import LLMSession
+from ..runtime.errors import SYSTEMIC_KINDS
 from .formatting import format_prompt, placeholders, to_sample, validate_dataset
 from .protocols import Rollout, RolloutError
 from .types import SYSTEM, Candidate, PromptTemplate
@@ -20,10 +21,6 @@ __all__ = [
     "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "preflight", "probe_score_fn",
     "render_transcript", "without_own_demo",
 ]
-
-SYSTEMIC_LLM_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError",
-                                 "PaymentRequiredError", "BudgetExceededError"})
-"""Permanent provider errors that say nothing about the prompt: every call would fail the same way."""
 
 EnvironmentFactory = Callable[[dict], Any]
 """`(row) -> Environment`, sync or async; called once per rollout for a fresh environment."""
@@ -163,7 +160,7 @@ class TemplateTask:
         except AgentError as exc:
             # A wrong key, a missing model or an exhausted account is the provider's refusal, not the prompt's
             # failure: unmeasured like an outage (so a run of them stops the run), never scored 0.
-            unmeasured = exc.retryable or exc.kind in SYSTEMIC_LLM_ERRORS
+            unmeasured = exc.retryable or exc.kind in SYSTEMIC_KINDS
             error = RolloutError("llm" if unmeasured else _kind(exc.kind), exc.message)
             # A permanent LLM error (bad request, context too long) is this prompt's failure: a measured 0.
             score = None if error.kind in ("llm", "environment") else 0.0

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 __all__ = ["FAULT_KINDS", "TRANSIENT_FAULTS", "FaultConfig", "FaultPlan"]
 
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empty", "400", "context_length")
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empty", "400", "context_length", "401")
 """Every fault the server can inject. The default mix (TRANSIENT_FAULTS) holds the ones a client should retry;
-"400" and "context_length" are permanent errors (a bad request, a prompt over the context window)."""
+"400", "context_length" and "401" are permanent errors (a bad request, a prompt over the context window, a
+rejected API key)."""
 TRANSIENT_FAULTS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empty")
 
 

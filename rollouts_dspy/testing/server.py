@@ -342,6 +342,11 @@ class ScriptedServer:
         elif fault == "400":
             body = _error_body("Invalid request (scripted fault)", "invalid_request_error", "invalid_value")
             handler._send(400, body)
+        elif fault == "401":
+            # OpenAI's wording for a wrong key (litellm maps it to AuthenticationError); the key is not echoed.
+            body = _error_body("Incorrect API key provided. (scripted fault)", "invalid_request_error",
+                               "invalid_api_key")
+            handler._send(401, body)
         elif fault == "context_length":
             # OpenAI's wording, which litellm maps to ContextWindowExceededError.
             message = ("This model's maximum context length is 128 tokens. However, your messages resulted in "

@@ -68,3 +68,20 @@ def test_fan_out_skips_none():
     report = fan_out(seen_a.append, None, seen_b.append)
     report(RunWarning("x"))
     assert seen_a == seen_b == [RunWarning("x")]
+
+
+def test_an_unknown_price_shows_as_unknown_never_as_zero_dollars():
+    # An unpriced model (a local server, say): the engines report cost None; the display must not say $0.0000.
+    stream = io.StringIO()
+    with RichReporter(stream, clock=lambda: 0.0) as reporter:
+        reporter(RunStarted("mipro", 4, 100))
+        reporter(StepFinished("mipro", GenerationStats(0, 0.5, 0.4, 3, 25, 1200, None, 1.0), 0.5))
+        reporter(BudgetUpdated(40, 100, None))
+        assert reporter.cost is None and reporter.rollouts == 40
+    text = stream.getvalue()
+    assert "cost unknown" in text and "$0.0000" not in text
+    # Priced runs keep their dollars.
+    priced = io.StringIO()
+    with RichReporter(priced, clock=lambda: 0.0) as reporter:
+        reporter(StepFinished("gepa", GenerationStats(0, 0.5, 0.4, 3, 25, 1200, 0.0123, 1.0), 0.5))
+    assert "cost $0.0123" in priced.getvalue()

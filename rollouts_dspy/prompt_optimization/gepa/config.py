@@ -52,11 +52,13 @@ class GEPAConfig:
     reflection, failures first); `pareto_size` (with `pareto_split="train"`, the training samples every accepted
     candidate is scored on and compared by: the Pareto set); `pareto_split` ("train": the Pareto set is drawn
     from train_seeds and the best candidates are validated on val_seeds at the end; "val": the paper's scheme,
-    candidates are compared on val_seeds themselves); `val_candidates`; `perfect_score` (stop once a candidate
-    reaches it on every sample of the Pareto set); `skip_perfect_score` (no reflection when every rollout shown
-    already reaches it); `candidate_selection` ("pareto" | "current_best"); `component_selection`
-    ("round_robin" | "all"); `max_merges`; `llm_merge`; `mutation_attempts`; `max_stale_generations`;
-    `max_reflection_calls`; `checkpoint_dir` (the run's journal: rerunning with it resumes).
+    candidates are compared on val_seeds themselves); `holdout_size` (split "train" without val_seeds:
+    training samples kept out of the search to validate its best candidates on; 0: none); `val_candidates`;
+    `perfect_score` (stop once a candidate reaches it on every sample of the Pareto set); `skip_perfect_score`
+    (no reflection when every rollout shown already reaches it); `candidate_selection` ("pareto" |
+    "current_best"); `component_selection` ("round_robin" | "all"); `max_merges`; `llm_merge`;
+    `mutation_attempts`; `max_stale_generations`; `max_reflection_calls`; `checkpoint_dir` (the run's journal:
+    rerunning with it resumes).
     """
 
     population_size: int | None = None
@@ -74,6 +76,7 @@ class GEPAConfig:
     reflection_minibatch_size: int = DEFAULT_REFLECTION_MINIBATCH
     pareto_size: int | None = None
     pareto_split: str = "train"
+    holdout_size: int | None = None
     mutation_attempts: int = DEFAULT_MUTATION_ATTEMPTS
     val_candidates: int = DEFAULT_VAL_CANDIDATES
     perfect_score: float | None = 1.0
@@ -116,6 +119,7 @@ class GEPAConfig:
         check_int(OWNER, "val_candidates", self.val_candidates, 1)
         check_optional_int(OWNER, "minibatch_size", self.minibatch_size, 1)
         check_optional_int(OWNER, "pareto_size", self.pareto_size, 1)
+        check_optional_int(OWNER, "holdout_size", self.holdout_size, 0)
         check_optional_int(OWNER, "max_merges", self.max_merges, 0)
         check_optional_int(OWNER, "max_stale_generations", self.max_stale_generations, 1)
         check_optional_int(OWNER, "max_reflection_calls", self.max_reflection_calls, 1)

@@ -93,16 +93,29 @@ class GEPAEngine:
         self.split = config.pareto_split
         pool = config.val_seeds if self.split == "val" else config.train_seeds
         self.pareto_set = _sample(pool, config.pareto_size or len(pool), rng_for(config, -1, "pareto-set"))
+        self.val_set = self._val_set()
         self.feedback_pool = self._feedback_pool()
         self.budget = Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd)
         self.prices = PriceBook()  # fed at tell, in step order: deterministic estimates for planning
         self.validation_reserve = self._validation_reserve()
 
+    def _val_set(self) -> tuple[int, ...]:
+        """The samples the best candidates are validated on at the end (split "train"): val_seeds, or without
+        them a holdout of `holdout_size` training samples that neither the reflections nor the Pareto set ever
+        use -- the search picks among many candidates by their Pareto score, which flatters the lucky ones."""
+        if self.split == "val":
+            return ()
+        if self.config.val_seeds:
+            return tuple(self.config.val_seeds)
+        rest = [i for i in self.config.train_seeds if i not in set(self.pareto_set)]
+        return _sample(rest, self.config.holdout_size or 0, rng_for(self.config, -1, "holdout")) \
+            if self.config.holdout_size else ()
+
     def _feedback_pool(self) -> tuple[int, ...]:
-        """The training samples minibatches are drawn from: the ones outside the Pareto set when enough remain, so
-        a candidate is compared on samples its reflection never saw (its Pareto score measures what generalizes,
-        not what was memorized); all of train_seeds when the split is too small to hold both."""
-        held = set(self.pareto_set)
+        """The training samples minibatches are drawn from: the ones outside the Pareto set (and the holdout) when
+        enough remain, so a candidate is compared on samples its reflection never saw (its Pareto score measures
+        what generalizes, not what was memorized); all of train_seeds when the split is too small to hold both."""
+        held = set(self.pareto_set) | set(self.val_set)
         rest = tuple(i for i in self.config.train_seeds if i not in held)
         return rest if len(rest) >= 2 * (self.config.minibatch_size or 1) else tuple(self.config.train_seeds)
 
@@ -177,9 +190,9 @@ class GEPAEngine:
     def _validation_reserve(self) -> int:
         """Rollouts kept back for validating the best candidates (val_candidates x val_seeds), fewer when the
         rollout budget could not then pay for the start and a step."""
-        if self.split == "val" or not self.config.val_seeds:
+        if not self.val_set:
             return 0
-        n, val = self.config.val_candidates, len(self.config.val_seeds)
+        n, val = self.config.val_candidates + 1, len(self.val_set)  # + the start, validated too
         if self.config.max_rollouts is not None:
             floor = 2 * len(self.pareto_set) + 2 * (self.config.minibatch_size or 0)
             while n > 0 and self.config.max_rollouts - n * val < floor:
@@ -287,8 +300,9 @@ class GEPAEngine:
 
     def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
         """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
-        validation of one candidate (the best) rather than stopping the search while it could still improve."""
-        floor = min(self.validation_reserve, len(self.config.val_seeds)) if self.split == "train" else 0
+        validation of the best candidate and the start rather than stopping the search while it could still
+        improve."""
+        floor = min(self.validation_reserve, 2 * len(self.val_set))  # the best and the start
         for reserve in (self.validation_reserve, floor):
             left = self.room(reserved, in_flight, reserve=reserve)
             if left is None or left >= plan.reserve:
@@ -297,9 +311,10 @@ class GEPAEngine:
 
     # -- the end -------------------------------------------------------------------------------------------
     def validation_order(self) -> list[str]:
-        """Candidates to score on val_seeds, most promising first: the best by Pareto mean, every Pareto survivor
-        (most wins first), then the rest by mean, up to val_candidates (train split only)."""
-        if self.split == "val" or not self.config.val_seeds:
+        """Candidates to score on the validation set, most promising first: the best by Pareto mean, every Pareto
+        survivor (most wins first), then the rest by mean, up to val_candidates; then the start, so the result
+        is never worse on validation than where the search began (train split only)."""
+        if not self.val_set:
             return []
         table = self._table()
         if not table:
@@ -309,12 +324,14 @@ class GEPAEngine:
         front = sorted(wins, key=lambda c: (-len(wins[c]), ranked.index(c)))
         top = list(dict.fromkeys([ranked[0], *front]))
         rest = [c for c in ranked if c not in top]
-        return (top + rest)[: max(self.config.val_candidates, 1)]
+        chosen = (top + rest)[: max(self.config.val_candidates, 1)]
+        # The start right after the best: when the budget pays for only two validations, these are the two.
+        return list(dict.fromkeys([chosen[0], self.root.id, *chosen[1:]]))
 
     def choose_best(self, validated: Sequence[str]) -> str:
         """The highest validation mean among candidates validated on every val sample (ties: Pareto mean, age);
         without them the best Pareto mean; else the initial candidate."""
-        val = self.config.val_seeds
+        val = self.val_set
         complete = [c for c in validated if val and len(self.state.entries[c].val) == len(val)]
         if complete:
             def key(cid: str) -> tuple[float, float]:

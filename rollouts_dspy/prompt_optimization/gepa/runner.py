@@ -181,7 +181,7 @@ class _Shell:
         self.emit(StepFinished(METHOD, stats, best))
 
     async def _validate(self) -> list[str]:
-        engine, val = self.engine, self.config.val_seeds
+        engine, val = self.engine, self.engine.val_set
         ids = engine.validation_order()
         if not ids:
             return []

@@ -52,6 +52,8 @@ def choose_sizes(config: Any) -> dict[str, Any]:
         if budget is not None:
             pareto = min(pareto, max(4, (budget - 2 * minibatch) // 4))
         out["pareto_size"] = pareto
+    if config.holdout_size is None:
+        out["holdout_size"] = _holdout(config, train, pareto)
     if config.generations is None:
         out["generations"] = _generations(config, population - elites, minibatch)
     return out
@@ -71,3 +73,14 @@ def minimum_rollouts(pareto: int, minibatch: int) -> int:
     """The smallest rollout budget that pays for one improvement step: the start scored on the Pareto set, a
     step's two minibatches, and the child scored on the Pareto set."""
     return 2 * pareto + 2 * minibatch
+
+
+HOLDOUT_MIN_TRAIN = 100
+"""Below this many training samples every one is needed by the search: no holdout."""
+
+
+def _holdout(config: Any, train: int, pareto: int) -> int:
+    """Without val_seeds, a holdout of the training split validates the best candidates (split "train" only)."""
+    if config.pareto_split != "train" or config.val_seeds or train < HOLDOUT_MIN_TRAIN:
+        return 0
+    return min(PARETO_SIZE, train // 5, max(train - pareto - 2 * (config.minibatch_size or MIN_MINIBATCH), 0))

@@ -185,7 +185,10 @@ async def test_val_split_plumbing_scores_children_on_validation_only_and_reflect
 async def test_train_split_validates_the_top_candidates_after_the_search():
     out = await optimize_gepa(FakeTask(), FakeReflection(), INITIAL, config(minibatch_size=4))  # the default split
     validated = [r for r in out.records if r.val_scores]
-    assert 1 <= len(validated) <= 3 and out.history[-1].rollouts_used < out.rollouts_used
+    # The top val_candidates (3) by Pareto mean, and the start: the result is never worse on validation than it.
+    assert 2 <= len(validated) <= 4 and out.records[0] in validated
+    assert out.record(out.best_id).val_mean >= out.records[0].val_mean
+    assert out.history[-1].rollouts_used < out.rollouts_used
     assert any(len(r.train_scores) == 12 for r in out.records[1:])
 
 
@@ -268,3 +271,21 @@ async def test_resuming_with_other_settings_is_a_clear_error(tmp_path):
     task = FakeTask()
     more = await optimize_gepa(task, FakeReflection(), INITIAL, config(generations=2, checkpoint_dir=str(tmp_path)))
     assert len(more.history) == 2 and (INITIAL.key, 0) not in task.runs
+
+
+async def test_without_val_seeds_a_training_holdout_validates_the_best_and_the_start():
+    task = FakeTask()
+    cfg = GEPAConfig(train_seeds=tuple(range(120)), max_rollouts=600, reflection_minibatch_size=3, seed=4)
+    assert cfg.holdout_size == 24 and cfg.pareto_size > 0
+    out = await optimize_gepa(task, FakeReflection(), INITIAL, cfg)
+    held = set(out.records[0].val_scores)
+    assert len(held) == 24 and not held & set(out.compared_on)
+    # The holdout is never shown to a reflection nor used to compare candidates during the search: only the
+    # validated candidates (the top ones and the start) ever ran on it.
+    validated = [r for r in out.records if r.val_scores]
+    assert out.records[0] in validated and 2 <= len(validated) <= 4
+    ran_on_holdout = {key for key, i in task.runs if i in held}
+    assert ran_on_holdout == {r.candidate.key for r in validated}
+    assert out.record(out.best_id).val_mean >= out.records[0].val_mean
+    assert GEPAConfig(train_seeds=tuple(range(120)), val_seeds=(120, 121)).holdout_size == 0
+    assert GEPAConfig(train_seeds=tuple(range(60))).holdout_size == 0
