@@ -62,7 +62,8 @@ def test_rollouts_gepa_on_ray_compiles_the_program_a_local_compile_does(ray_clus
     distributed = compile_with(RayExecutor(address=ray_cluster.address))
     assert server.stats().requests_by_model == local_requests
     assert any("draft said" in text for text in reflections[0]), "no per-predictor feedback reached reflection"
-    assert reflections[1] == reflections[0]
+    # The same reflection prompts (several steps reflect at once, so in whatever order their calls finish).
+    assert sorted(reflections[1]) == sorted(reflections[0])
     assert distributed.search_outcome.records == local.search_outcome.records
     assert distributed.search_outcome.best_id == local.search_outcome.best_id
     assert [p.signature.instructions for _, p in distributed.named_predictors()] == [
