@@ -18,18 +18,21 @@ from typing import Any
 import dspy
 from dspy.teleprompt import Teleprompter
 
+from ..dtypes import Usage
 from ..errors import ConfigError
-from ..prompt_optimization.gepa import GEPAConfig, optimize_gepa
+from ..prompt_optimization.gepa import GEPAConfig, GEPAStrategies, optimize_gepa
 from ..runtime import RunContext
 from .candidates import candidate_of
 from .gepa_options import GEPAOptions
 from .gepa_result import RolloutsGEPAResult, detailed_results
+from .gepa_strategies import DSPyComponentSelector, DSPyProposer
 from .inputs import Split, check_student, default_metric, flex_paths, split_indices, task_lm
 from .lm_model import DSPyLanguageModel
 from .pipeline import CompileSpec, Tasks, compile_program
 from .presets import gepa_auto_budget
-from .program_task import TaskOptions, check_priced_lms
+from .program_task import ProgramTask, TaskOptions, check_priced_lms
 from .progress import logger
+from .run_memory import RunMemory
 
 __all__ = ["GEPADetailedResults", "RolloutsGEPA"]
 
@@ -37,6 +40,18 @@ GEPADetailedResults = RolloutsGEPAResult  # the name this result had before it b
 MAX_STALE_STEPS = 10
 """Steps in a row without a new child before the run stops early (dspy.GEPA runs until its budget is spent;
 this bound only ends runs whose reflections keep producing nothing)."""
+
+
+class NoReflectionLM:
+    """The reflection model of a run whose custom instruction_proposer brings its own LMs (dspy.GEPA allows
+    reflection_lm=None then): only the engine's optional LLM merges would call it."""
+
+    calls = 0
+    usage = Usage()
+
+    async def complete(self, messages: Any) -> Any:
+        raise ConfigError("RolloutsGEPA: this run has no reflection_lm (only an instruction_proposer); give "
+                          "reflection_lm= to use LLM merges")
 
 
 class RolloutsGEPA(Teleprompter):
@@ -126,6 +141,10 @@ class RolloutsGEPA(Teleprompter):
         )
         if opts.reflection_minibatch_size is not None:  # None: the engine's default, measured (GEPAConfig)
             fields["reflection_minibatch_size"] = opts.reflection_minibatch_size
+        fields.update(candidate_selection=opts.candidate_selection_strategy,
+                      skip_perfect_score=opts.skip_perfect_score, max_merges=opts.max_merge_invocations)
+        if isinstance(opts.component_selector, str):  # a callable is passed as a strategy object (compile)
+            fields["component_selection"] = opts.component_selector
         if not opts.use_merge or opts.max_merge_invocations == 0:
             fields["crossover_rate"] = 0.0
         fields.update(opts.config_overrides())
@@ -148,14 +167,14 @@ class RolloutsGEPA(Teleprompter):
                            "optimized", flex_paths(student))
         lm = task_lm(student)
         reflection_lm = opts.reflection_lm or lm
-        if reflection_lm is None:
+        if reflection_lm is None and opts.instruction_proposer is None:
             raise ConfigError("RolloutsGEPA: no reflection_lm given and no LM in effect (dspy.configure / "
                               "dspy.context)")
         metric = opts.metric or default_metric(student, trainset)
         split = split_indices(trainset, valset)
         config = self.build_config(len(list(student.named_predictors())), split)
         check_priced_lms(config.max_cost_usd, lm, reflection_lm)
-        model = DSPyLanguageModel(reflection_lm)
+        model = DSPyLanguageModel(reflection_lm) if reflection_lm is not None else NoReflectionLM()
         world = {"program": [(n, p.signature.signature) for n, p in student.named_predictors()],
                  "examples": len(split.examples), "lm": getattr(lm, "model", repr(lm)),
                  "reflection_lm": getattr(reflection_lm, "model", repr(reflection_lm))}
@@ -163,19 +182,37 @@ class RolloutsGEPA(Teleprompter):
 
         async def search(tasks: Tasks, reporter: Any) -> Any:
             return await optimize_gepa(tasks.main, model, initial, config, reporter=reporter,
-                                         context=RunContext(fingerprint=world))
+                                       context=RunContext(fingerprint=world),
+                                       strategies=self.strategies(tasks.main, split, config, reflection_lm))
 
+        # With track_best_outputs, the Predictions on the samples candidates may be compared on are kept.
+        compared = config.val_seeds if config.pareto_split == "val" else config.train_seeds
+        kept = compared if opts.track_best_outputs else ()
+        memory = RunMemory(config.checkpoint_dir, predictions_for=kept)
         options = TaskOptions(max_concurrent=config.max_concurrent, failure_score=opts.failure_score,
                               add_format_failure_as_feedback=opts.add_format_failure_as_feedback,
-                              warn_on_score_mismatch=opts.warn_on_score_mismatch,
-                              keep_predictions=opts.track_best_outputs)
+                              warn_on_score_mismatch=opts.warn_on_score_mismatch, memory=memory,
+                              keep_runs_for=frozenset(split.train_seeds))  # reflections are about these
         spec = CompileSpec("gepa", student, split, lm, metric, config, model, "reflection", options, search,
                            executor=opts.executor)
         compiled = compile_program(spec, reporter=opts.reporter, tracker=opts.tracker())
         if opts.track_stats:
             compiled.program.detailed_results = detailed_results(
-                student, compiled.outcome, split, config, compiled.tasks.main, opts.track_best_outputs)
+                student, compiled.outcome, split, config, memory if opts.track_best_outputs else None)
         return compiled.program
+
+    def strategies(self, task: ProgramTask, split: Split, config: GEPAConfig, reflection_lm: Any
+                   ) -> GEPAStrategies:
+        """DSPy's strategy callables (`component_selector`, `instruction_proposer`) as the engine's strategies;
+        the named ones are the config's (`build_config`)."""
+        opts = self.options
+        selector = opts.component_selector
+        return GEPAStrategies(
+            component_selector=(DSPyComponentSelector(selector, task, split, config.pareto_split)
+                                if callable(selector) else None),
+            proposer=(DSPyProposer(opts.instruction_proposer, task, reflection_lm)
+                      if opts.instruction_proposer is not None else None),
+        )
 
     def get_params(self) -> dict[str, Any]:
         params = dict(super().get_params())

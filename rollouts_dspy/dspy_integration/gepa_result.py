@@ -1,36 +1,40 @@
 """`detailed_results` of RolloutsGEPA: a `DspyGEPAResult` (dspy.GEPA's own result class) filled field by field
-as dspy.GEPA fills it, plus the engine's candidate ids and its choice.
+as dspy.GEPA fills it, plus the engine's candidate ids, the instances candidates were compared on and the
+engine's choice.
 
-The candidate pool is every candidate with a full validation evaluation, in discovery order, so the seed
-program is `candidates[0]` with `parents[0] == [None]`. Validation ids are positions in the valset (in the
-trainset when compile got no valset: dspy.GEPA then validates on the trainset). Scores are the metric's, on its
-own scale.
+Every field is about the pool of compared candidates (`gepa_view.Pool`): the seed program is `candidates[0]`
+with `parents[0] == [None]`, and scores cover the samples candidates were compared on -- the whole valset when
+it has at most `pareto_size` examples (60 by default), else a seeded sample of it (`compared_ids` lists them;
+`config={"pareto_size": len(valset)}` compares on all of it). Scores are the metric's, on its own scale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
 from dspy.teleprompt.gepa.gepa import DspyGEPAResult
 
-from ..prompt_optimization.types import CandidateRecord, SearchOutcome
+from ..prompt_optimization.types import SearchOutcome
 from .candidates import apply_candidate
+from .gepa_view import Pool
 from .inputs import Split
-from .program_task import ProgramTask
+from .run_memory import RunMemory
 
 __all__ = ["RolloutsGEPAResult", "detailed_results"]
 
 
 @dataclass(frozen=True)
 class RolloutsGEPAResult(DspyGEPAResult):
-    """dspy.GEPA's result, plus `candidate_ids` (the engine's record ids, aligned with `candidates`) and
-    `chosen_idx`: the candidate `compile` returned. `best_idx` is that choice (the engine breaks ties in
-    validation score by training score, then age; dspy.GEPA takes the first maximum)."""
+    """dspy.GEPA's result, plus `candidate_ids` (the engine's record ids, aligned with `candidates`),
+    `compared_ids` (the instance ids candidates were compared on: valset positions, or trainset positions when
+    compile got no valset) and `chosen_idx`: the candidate `compile` returned. `best_idx` is that choice (the
+    engine breaks ties in aggregate score by age, as dspy.GEPA takes the first maximum)."""
 
     candidate_ids: list[str] = field(default_factory=list)
+    compared_ids: list[int] = field(default_factory=list)
     chosen_idx: int | None = None
 
     @property
@@ -40,59 +44,43 @@ class RolloutsGEPAResult(DspyGEPAResult):
         return super().best_idx
 
 
-def _mean(scores: Mapping[int, float]) -> float:
-    return sum(scores.values()) / len(scores)
-
-
-def _pool(outcome: SearchOutcome, val: Sequence[int]) -> list[CandidateRecord]:
-    """The fully validated candidates in discovery order (the seed first)."""
-    wanted = set(val)
-    return [r for r in outcome.records if wanted and wanted <= set(r.val_scores)]
-
-
-def _fronts(subscores: Sequence[Mapping[int, float]], ids: Sequence[int]) -> dict[int, set[int]]:
-    """For each validation id, the candidates with the highest score there."""
-    fronts: dict[int, set[int]] = {}
-    for i in ids:
-        top = max(s[i] for s in subscores)
-        fronts[i] = {k for k, s in enumerate(subscores) if s[i] == top}
-    return fronts
-
-
-def _best_outputs(task: ProgramTask, pool: Sequence[CandidateRecord], fronts: Mapping[int, set[int]],
-                  val: Sequence[int], offset: int) -> dict[int, list[tuple[int, dspy.Prediction]]]:
-    """The outputs of the best candidates on each validation example (runs restored from a checkpoint have no
-    Prediction in memory and are left out)."""
+def _best_outputs(pool: Pool, fronts: Mapping[int, set[int]], split: Split, compared: list[int],
+                  memory: RunMemory) -> dict[int, list[tuple[int, dspy.Prediction]]]:
+    """For each compared instance, (candidate, Prediction) of the candidates with its best score, oldest first
+    (as dspy.GEPA appends them); a candidate whose Prediction was never kept (its run failed) is left out."""
     out: dict[int, list[tuple[int, dspy.Prediction]]] = {}
-    for index in val:
-        vid = index - offset
-        found = [(k, task.predictions[(pool[k].candidate.key, index)]) for k in sorted(fronts[vid])
-                 if (pool[k].candidate.key, index) in task.predictions]
-        out[vid] = found
+    for index in compared:
+        vid = split.instance_id(index)
+        found = [(k, memory.prediction(pool.records[k].candidate.key, index)) for k in sorted(fronts.get(vid, ()))]
+        out[vid] = [(k, pred) for k, pred in found if pred is not None]
     return out
 
 
-def detailed_results(student: dspy.Module, outcome: SearchOutcome, split: Split, config: Any, task: ProgramTask,
-                     track_best_outputs: bool) -> RolloutsGEPAResult:
-    val = list(config.val_seeds)
-    offset = len(split.train_seeds) if split.val_seeds else 0
-    pool = _pool(outcome, val)
-    index = {r.id: k for k, r in enumerate(pool)}
-    subscores = [{i - offset: r.val_scores[i] for i in val} for r in pool]
-    fronts = _fronts(subscores, [i - offset for i in val]) if pool else {}
-    by_generation = {s.generation: s.rollouts_used for s in outcome.history}
+def detailed_results(student: dspy.Module, outcome: SearchOutcome, split: Split, config: Any,
+                     outputs: RunMemory | None) -> RolloutsGEPAResult:
+    """The DspyGEPAResult of `outcome`; `outputs` (holding the kept Predictions) with track_best_outputs."""
+    compared = sorted(outcome.compared_on)
+    pool = Pool.of(outcome.records, compared, outcome.compared_split, split.instance_id)
+    fronts = pool.instance_fronts()
+    objectives = pool.objective_aggregates()
+    has_objectives = any(objectives)
+    per_objective, objective_front = pool.objective_fronts()
     return RolloutsGEPAResult(
-        candidates=[apply_candidate(student, r.candidate) for r in pool],
-        parents=[[index.get(p) for p in r.parents] or [None] for r in pool],
-        val_aggregate_scores=[_mean(r.val_scores) for r in pool],
-        val_subscores=subscores,
+        candidates=[apply_candidate(student, r.candidate) for r in pool.records],
+        parents=pool.parents(),
+        val_aggregate_scores=pool.aggregate_scores(),
+        val_subscores=list(pool.subscores),
         per_val_instance_best_candidates=fronts,
-        discovery_eval_counts=[0 if r.origin == "initial" else by_generation.get(r.generation, 0) for r in pool],
-        best_outputs_valset=_best_outputs(task, pool, fronts, val, offset) if track_best_outputs else None,
+        discovery_eval_counts=pool.discovery_counts(),
+        best_outputs_valset=None if outputs is None else _best_outputs(pool, fronts, split, compared, outputs),
         total_metric_calls=outcome.rollouts_used,
-        num_full_val_evals=len(pool),
+        num_full_val_evals=len(pool.records),
         log_dir=config.checkpoint_dir,
         seed=config.seed,
-        candidate_ids=[r.id for r in pool],
-        chosen_idx=index.get(outcome.best_id),
+        val_aggregate_subscores=objectives if has_objectives else None,
+        per_objective_best_candidates=per_objective if has_objectives else None,
+        objective_pareto_front=objective_front if has_objectives else None,
+        candidate_ids=[r.id for r in pool.records],
+        compared_ids=[split.instance_id(i) for i in compared],
+        chosen_idx=pool.index(outcome.best_id),
     )

@@ -84,6 +84,11 @@ class Split:
     train_seeds: tuple[int, ...]
     val_seeds: tuple[int, ...]
 
+    def instance_id(self, index: int) -> int:
+        """The id dspy.GEPA gives sample `index`: its position in the valset, or in the trainset for a training
+        sample (the trainset comes first in `examples`)."""
+        return index - len(self.train_seeds) if index >= len(self.train_seeds) else index
+
 
 def split_indices(trainset: Sequence[dspy.Example], valset: Sequence[dspy.Example] | None) -> Split:
     examples = list(trainset) + list(valset or ())

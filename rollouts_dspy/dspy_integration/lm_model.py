@@ -24,8 +24,7 @@ from typing import Any
 import dspy
 
 from ..dtypes import Message, Usage
-from ..llm import redact_secrets
-from .providers import provider_failure, usage_of
+from .providers import as_provider_failure, usage_of
 
 __all__ = ["DSPyLanguageModel", "answer_text"]
 
@@ -106,13 +105,9 @@ class DSPyLanguageModel:
         try:
             return await asyncio.to_thread(self.complete_sync, list(messages))
         except Exception as exc:
-            failure = provider_failure(exc)
-            if failure is None:
+            failure = as_provider_failure(exc, self.lm)
+            if failure is exc:
                 raise  # not the provider's failure: a bug, surfaced as itself
-            # Providers quote the caller's key in some errors; the message ends up in warnings and logs.
-            key = str((getattr(self.lm, "kwargs", None) or {}).get("api_key") or "")
-            failure.message = redact_secrets(failure.message, key)
-            failure.args = (f"{failure.kind}: {failure.message}",)
             raise failure from None
 
     def __repr__(self) -> str:

@@ -161,7 +161,7 @@ def optimization_result(spec: CompileSpec, outcome: SearchOutcome, tasks: Tasks)
 
     renamed = dataclasses.replace(outcome, records=tuple(as_system(r) for r in outcome.records))
     return renamed.to_result(module_to_template(spec.student), method=spec.method, seed=spec.config.seed,
-                             usage=usage_table(tasks, spec.model, spec.role), config=spec.config.to_dict())
+                             usage=usage_table(tasks, outcome, spec.role), config=spec.config.to_dict())
 
 
 def _template_demos(student: dspy.Module, demos: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -172,8 +172,10 @@ def _template_demos(student: dspy.Module, demos: Sequence[Mapping[str, Any]]) ->
     return tuple(ex.to_dict() for ex in module_to_template(program).few_shot_examples)
 
 
-def usage_table(tasks: Tasks, model: DSPyLanguageModel, role: str) -> dict[str, dict[str, Any]]:
-    """Rollouts, calls, tokens and dollars by role, as far as DSPy reported them."""
+def usage_table(tasks: Tasks, outcome: SearchOutcome, role: str) -> dict[str, dict[str, Any]]:
+    """Rollouts, calls, tokens and dollars by role, as far as DSPy reported them: the program runs of this
+    process, and the optimizer's own calls as the run's meter counted them (whoever made them: the reflection
+    LM, a custom instruction proposer's LMs; earlier processes of a resumed run included)."""
     def row(usage: Any) -> dict[str, Any]:
         return {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd}
@@ -182,4 +184,7 @@ def usage_table(tasks: Tasks, model: DSPyLanguageModel, role: str) -> dict[str, 
     usage = runs[0].usage
     for t in runs[1:]:
         usage = usage + t.usage
-    return {"task": {"rollouts": sum(t.rollouts_run for t in runs), **row(usage)}, role: row(model.usage)}
+    meter = outcome.usage.get(role, {})
+    own = {k: meter.get(k, 0) for k in ("calls", "prompt_tokens", "completion_tokens")}
+    own["cost_usd"] = meter.get("cost_usd") if meter.get("cost_known", True) else None
+    return {"task": {"rollouts": sum(t.rollouts_run for t in runs), **row(usage)}, role: own}

@@ -23,7 +23,8 @@ from .data import example_inputs
 from .metrics import MetricCaller, metric_result
 from .providers import classify_error, usage_of
 
-__all__ = ["FormatFailure", "RunRecord", "RunSettings", "format_structure", "render_output", "run_program"]
+__all__ = ["FormatFailure", "RunRecord", "RunSettings", "format_structure", "render_output", "run_program",
+           "unparsed_output"]
 
 logger = logging.getLogger("dspy.teleprompt.rollouts_dspy")
 
@@ -83,6 +84,12 @@ def render_output(pred: Any, trace: Sequence[tuple[Any, dict[str, Any], Any]], n
         out = dict(outputs.items()) if hasattr(outputs, "items") else {"output": outputs}
         parts.append(f"### Step {step}: {name}\n{_fields(inputs, '####', ' (input)')}\n{_fields(out, '####')}")
     return "\n".join(parts)
+
+
+def unparsed_output(raw: str) -> str:
+    """How a reply that did not parse is shown to a reflection (the text dspy.GEPA shows it)."""
+    return ("Couldn't parse the output as per the expected output format. The model's raw response was:\n"
+            f"```\n{raw}\n```")
 
 
 def format_structure(signature: Any) -> str:
@@ -163,7 +170,9 @@ def run_program(program: dspy.Module, example: Any, index: int, settings: RunSet
         logger.error("Error scoring example %d: %s", index, detail)
         return Rollout(index, None, "", shown, output, RolloutError("score_fn", detail), usage), record
     feedback = result.feedback or f"This trajectory got a score of {result.score:g}."
-    return Rollout(index, result.score, feedback, shown, output, None, usage, _demos(trace, names)), record
+    rollout = Rollout(index, result.score, feedback, shown, output, None, usage, _demos(trace, names),
+                      dict(result.objectives))
+    return rollout, record
 
 
 def _failed(exc: Exception, program: dspy.Module, example: Any, index: int, inputs: Mapping[str, Any], usage: Any,
@@ -181,8 +190,7 @@ def _failed(exc: Exception, program: dspy.Module, example: Any, index: int, inpu
     if isinstance(exc, AdapterParseError):
         trace = _format_failure(exc, program, inputs, trace)
         raw = str(getattr(exc, "lm_response", ""))
-        output = ("Couldn't parse the output as per the expected output format. The model's raw response was:\n"
-                  f"```\n{raw}\n```")
+        output = unparsed_output(raw)
         rollout = Rollout(index, settings.failure_score, f"The program failed: {detail}", shown, output,
                           RolloutError("task", detail), usage)
         return rollout, RunRecord(example, None, trace, names)

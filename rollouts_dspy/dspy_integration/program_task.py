@@ -16,7 +16,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
-import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,8 @@ from .data import example_inputs
 from .metrics import MetricCaller, metric_result
 from .program_run import FormatFailure, RunRecord, RunSettings, format_structure, run_program
 from .providers import check_priced_lms, classify_error, usage_of
+from .reflective import component_call
+from .run_memory import RunMemory
 
 __all__ = ["ProgramTask", "TaskOptions", "TooManyErrors", "apply_candidate", "candidate_of", "check_priced_lms",
            "classify_error", "json_safe", "usage_of"]
@@ -44,7 +45,7 @@ logger = logging.getLogger("dspy.teleprompt.rollouts_dspy")
 
 DEFAULT_THREADS = 8
 KEEP_RUNS = 4096
-"""Runs remembered for per-component feedback (the GEPA engine asks about the latest ones)."""
+"""Runs remembered (the most recent ones) on samples outside `TaskOptions.keep_runs_for`."""
 
 
 class TooManyErrors(RuntimeError):
@@ -58,7 +59,11 @@ class TaskOptions:
     `bootstrap`: score with the trace (demo bootstrapping) instead of as an evaluation. `fixed_program`: run the
     program as given whatever candidate is asked for (a teacher). `settings`: extra `dspy.context` settings per
     run (`teacher_settings`). `max_errors`: stop the run once this many programs raised (None: never; a failed
-    sample is data). `keep_predictions`: remember each run's Prediction (`track_best_outputs`). `on_rollout`:
+    sample is data). `memory`: what the runs leave behind for later questions (per-predictor feedback, the
+    Predictions behind `track_best_outputs`), kept across a resume with a checkpoint directory.
+    `keep_runs_for`: the samples whose runs (traces) are remembered for the whole run, because feedback may be
+    asked about them at any later step (GEPA: the training samples); other runs are remembered up to KEEP_RUNS,
+    so whether a trace is still there never depends on how many runs happened in between. `on_rollout`:
     called (on the worker thread) after each rollout, e.g. by a progress bar."""
 
     max_concurrent: int = DEFAULT_THREADS
@@ -70,7 +75,8 @@ class TaskOptions:
     warn_on_score_mismatch: bool = True
     max_errors: int | None = None
     provide_traceback: bool = False
-    keep_predictions: bool = False
+    memory: RunMemory | None = None
+    keep_runs_for: frozenset[int] = frozenset()
     on_rollout: Callable[[Rollout], None] | None = None
 
 
@@ -95,7 +101,8 @@ class ProgramTask:
                                     provide_traceback=self.options.provide_traceback)
         self._programs: OrderedDict[str, dspy.Module] = OrderedDict()
         self._runs: OrderedDict[tuple[str, int], RunRecord] = OrderedDict()
-        self.predictions: dict[tuple[str, int], Any] = {}
+        self._kept_runs: dict[tuple[str, int], RunRecord] = {}
+        self.memory = self.options.memory or RunMemory()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._limit: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
@@ -117,7 +124,7 @@ class ProgramTask:
         for name in list(candidate.demos):
             candidate = without_own_demo(candidate, name, is_own)
         program = self.student if self.options.fixed_program else self.program(candidate)
-        return await self._in_thread(self._run_sync, program, asked.key, index)
+        return await self.call_in_thread(self._run_sync, program, asked.key, index)
 
     def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
         predictor = self._predictors.get(component)
@@ -136,7 +143,13 @@ class ProgramTask:
         dspy.GEPA does. A rollout whose run is not remembered (e.g. restored from a checkpoint) keeps its own
         feedback; one where `component` did not run, or whose reply for it did not parse while
         `add_format_failure_as_feedback` is off, is left out (dspy.GEPA leaves them out too)."""
-        return await self._in_thread(self._feedback_sync, candidate.key, list(rollouts), component)
+        return await self.call_in_thread(self._feedback_sync, candidate.key, list(rollouts), component)
+
+    def run_record(self, key: str, index: int) -> RunRecord | None:
+        """The remembered run of the candidate with content key `key` on sample `index` (None when it is not
+        remembered: never run in this process, e.g. replayed from a checkpoint, or long forgotten)."""
+        with self._lock:
+            return self._kept_runs.get((key, index)) or self._runs.get((key, index))
 
     # -- building and running --------------------------------------------------------------------------------
     def program(self, candidate: Candidate) -> dspy.Module:
@@ -152,9 +165,10 @@ class ProgramTask:
                 self._programs.move_to_end(candidate.key)
             return program
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)` on the task's pool in a copy of this context, under the concurrency limit; when the
-        awaiting coroutine is cancelled, the worker makes no further LM call."""
+    async def call_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on the task's pool in a copy of this context, under the concurrency limit (DSPy code of the
+        optimizer's strategies runs here too); when the awaiting coroutine is cancelled, the worker makes no
+        further LM call."""
         if self._limit is None:
             self._limit = asyncio.Semaphore(self.options.max_concurrent)
         flag = guard.CancelFlag()
@@ -184,15 +198,17 @@ class ProgramTask:
         with self._lock:
             self.rollouts_run += 1
             self.usage = self.usage + rollout.usage
-            self._runs[(key, index)] = record
-            self._runs.move_to_end((key, index))
-            while len(self._runs) > KEEP_RUNS:
-                self._runs.popitem(last=False)
-            if self.options.keep_predictions and record.prediction is not None:
-                self.predictions[(key, index)] = record.prediction
+            if index in self.options.keep_runs_for:
+                self._kept_runs[(key, index)] = record
+            else:
+                self._runs[(key, index)] = record
+                self._runs.move_to_end((key, index))
+                while len(self._runs) > KEEP_RUNS:
+                    self._runs.popitem(last=False)
             failed = rollout.error is not None and rollout.error.kind in ("task", "score_fn")
             self.errors += failed
             errors = self.errors
+        self.memory.add_prediction(key, index, record.prediction)  # kept (and written) before it is journaled
         if self.options.on_rollout is not None:
             self.options.on_rollout(rollout)
         limit = self.options.max_errors
@@ -221,30 +237,31 @@ class ProgramTask:
     def _feedback_sync(self, key: str, rollouts: list[Rollout], component: str) -> list[Rollout]:
         out = []
         for rollout in rollouts:
-            with self._lock:
-                record = self._runs.get((key, rollout.sample_index))
-            if record is None or record.prediction is None and not record.trace:
-                out.append(rollout)
-                continue
-            try:
-                feedback = self._feedback_for(record, rollout, key, component)
-            except Exception:  # noqa: BLE001 - a metric that raises for one example keeps that rollout's feedback
-                out.append(rollout)
-                continue
+            index = rollout.sample_index
+            known, feedback = self.memory.feedback(key, index, component)
+            if not known:
+                record = self.run_record(key, index)
+                if record is None or record.prediction is None and not record.trace:
+                    out.append(rollout)  # nothing to ask the metric about: the run's own feedback
+                    continue
+                try:
+                    feedback = self._feedback_for(record, rollout, key, component)
+                except Exception as exc:  # noqa: BLE001 - a metric bug on one run keeps that run's feedback
+                    logger.error("Error in the metric's feedback for predictor %r on example %d: %s: %s",
+                                 component, index, type(exc).__name__, str(exc)[:300])
+                    feedback = rollout.feedback
+                self.memory.add_feedback(key, index, component, feedback)
             if feedback is not None:
                 out.append(replace(rollout, feedback=feedback))
         return out
 
     def _feedback_for(self, record: RunRecord, rollout: Rollout, key: str, component: str) -> str | None:
-        calls = [t for t in record.trace if record.names.get(id(t[0])) == component]
-        failed = [t for t in calls if isinstance(t[2], FormatFailure)]
-        if failed:
-            if not self.options.add_format_failure_as_feedback:
-                return None
-            return "Your output failed to parse. Follow this structure:\n" + format_structure(failed[0][0].signature)
-        if not calls or record.prediction is None:
+        chosen = component_call(record, key, rollout.sample_index, component,
+                                failures=self.options.add_format_failure_as_feedback)
+        if chosen is None:
             return None
-        chosen = random.Random(f"{key}:{rollout.sample_index}:{component}").choice(calls)
+        if isinstance(chosen[2], FormatFailure):
+            return "Your output failed to parse. Follow this structure:\n" + format_structure(chosen[0].signature)
         value = metric_result(self.caller.feedback(record.example, record.prediction, record.trace, component,
                                                    [chosen]))
         if rollout.score is not None and value.score != rollout.score:

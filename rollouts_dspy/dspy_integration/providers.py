@@ -14,9 +14,9 @@ from typing import Any
 
 from ..dtypes import Usage
 from ..errors import ConfigError
-from ..llm import LLMCallError
+from ..llm import LLMCallError, redact_secrets
 
-__all__ = ["check_priced_lms", "classify_error", "provider_failure", "usage_of"]
+__all__ = ["as_provider_failure", "check_priced_lms", "classify_error", "provider_failure", "usage_of"]
 
 _TRANSIENT = frozenset({
     # DSPy's projection of provider failures (dspy.utils.exceptions) ...
@@ -72,6 +72,19 @@ def provider_failure(exc: BaseException) -> LLMCallError | None:
         kind = name
     retryable = classify_error(exc) == "llm" and name not in _SYSTEMIC
     return LLMCallError(kind, str(exc)[:2000], retryable=retryable, attempts=1)
+
+
+def as_provider_failure(exc: Exception, lm: Any) -> Exception:
+    """What to raise for `exc`, raised by a call of `lm` (or code calling it): a provider failure as an
+    LLMCallError (the runtime counts it towards an outage), with `lm`'s key removed from its message (providers
+    quote it in some errors); anything else -- a bug -- as itself."""
+    failure = provider_failure(exc)
+    if failure is None:
+        return exc
+    key = str((getattr(lm, "kwargs", None) or {}).get("api_key") or "")
+    failure.message = redact_secrets(failure.message, key)
+    failure.args = (f"{failure.kind}: {failure.message}",)
+    return failure
 
 
 def usage_of(tracker: Any, lms: Sequence[Any] = ()) -> Usage:

@@ -74,9 +74,11 @@ async def run_template_search(
     *,
     reporter: Reporter | None,
     progress: bool,
+    optimize_user_template: bool = False,
     executor: Executor | str | None = None,
 ) -> OptimizationResult:
-    """The pipeline behind run_gepa/run_mipro (see the module doc)."""
+    """The pipeline behind run_gepa/run_mipro (see the module doc). `optimize_user_template`: the template's
+    user_template is a second component of the candidates (GEPA's opt-in)."""
     if not isinstance(initial_template, PromptTemplate):
         raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial_template).__name__}")
     if not isinstance(config, method.config_type):
@@ -91,7 +93,7 @@ async def run_template_search(
         reporter = LinePrinter()
     session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
     task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
-                              environment_factory=environment_factory)
+                              environment_factory=environment_factory, optimize_user_template=optimize_user_template)
     task = executor.task(task)  # local: unchanged; Ray: rollouts run on the cluster, decisions stay here
     model: LanguageModel = EndpointModel(optimizer_endpoint, session, method.model_role)
     context = RunContext(
@@ -100,6 +102,6 @@ async def run_template_search(
         resume_hint=resume_hint(config.checkpoint_dir),
         counters=lambda: {role: {"retries": s.retries} for role, s in session.stats.items()},
     )
-    outcome = await method.engine(task, model, Candidate.from_template(initial_template), config,
-                                  reporter=reporter, context=context)
+    initial = Candidate.from_template(initial_template, with_user_template=optimize_user_template)
+    outcome = await method.engine(task, model, initial, config, reporter=reporter, context=context)
     return outcome.to_result(initial_template, method=method.name, seed=config.seed, config=config.to_dict())

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..dtypes import Message, Usage
 from .types import Candidate
 
-__all__ = ["ComponentFeedback", "LanguageModel", "Rollout", "RolloutError", "Task"]
+__all__ = ["ComponentFeedback", "InstructionCheck", "LanguageModel", "Rollout", "RolloutError", "Task"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,15 @@ class ComponentFeedback(Protocol):
 
     async def component_feedback(self, candidate: Candidate, rollouts: Sequence[Rollout],
                                  component: str) -> list[Rollout]: ...
+
+
+@runtime_checkable
+class InstructionCheck(Protocol):
+    """An optional Task capability: whether a proposed text can be used for a component at all (e.g. a
+    user_template must keep exactly its {placeholders}). Returns why not, or None when it can. The engines drop
+    a candidate whose text fails the check before running it."""
+
+    def check_instruction(self, component: str, text: str) -> str | None: ...
 
 
 class LanguageModel(Protocol):

@@ -10,12 +10,12 @@ from typing import Any
 
 from ..agents import DEFAULT_MAX_TURNS, AgentError, run_agent, run_completion
 from ..dtypes import Endpoint, Environment, Message, Sample, Score, ScoreFn, Trajectory, Usage
-from ..errors import DatasetError, ScoreFnError
+from ..errors import DatasetError, ScoreFnError, TemplateError
 from ..llm import LLMSession
 from ..runtime.errors import SYSTEMIC_KINDS
 from .formatting import format_prompt, placeholders, to_sample, validate_dataset
 from .protocols import Rollout, RolloutError
-from .types import SYSTEM, Candidate, PromptTemplate
+from .types import SYSTEM, USER_TEMPLATE, Candidate, PromptTemplate
 
 __all__ = [
     "EndpointModel", "EnvironmentFactory", "TemplateTask", "check_score_fn", "preflight", "probe_score_fn",
@@ -125,9 +125,8 @@ def render_transcript(messages: Sequence[Message]) -> str:
 
 
 class TemplateTask:
-    """Runs a one-component candidate (`system`) as `base` with that system prompt and those demos."""
-
-    components = (SYSTEM,)
+    """Runs a candidate as `base` with its system prompt and demos -- and, with `optimize_user_template`, its
+    user_template (a second component, whose text must keep exactly the base's {placeholders})."""
 
     def __init__(
         self,
@@ -139,7 +138,9 @@ class TemplateTask:
         *,
         environment_factory: EnvironmentFactory | None = None,
         max_turns: int = DEFAULT_MAX_TURNS,
+        optimize_user_template: bool = False,
     ) -> None:
+        self.components = (SYSTEM, USER_TEMPLATE) if optimize_user_template else (SYSTEM,)
         self.base = base
         self.dataset = dataset
         self.endpoint = endpoint
@@ -149,9 +150,23 @@ class TemplateTask:
         self.max_turns = max_turns
         self._fields = placeholders(base.user_template)
 
+    def check_instruction(self, component: str, text: str) -> str | None:
+        """A user_template must keep exactly the base's {placeholders} (no field dropped, none invented)."""
+        if component != USER_TEMPLATE:
+            return None
+        try:
+            found = set(placeholders(text))
+        except TemplateError as exc:
+            return f"the user_template does not parse: {exc}"
+        if found != set(self._fields):
+            missing, invented = sorted(set(self._fields) - found), sorted(found - set(self._fields))
+            return f"the user_template must keep its placeholders exactly (missing {missing}, invented {invented})"
+        return None
+
     async def run(self, candidate: Candidate, index: int) -> Rollout:
         sample = to_sample(self.base, self.dataset, index)
-        user = format_prompt(PromptTemplate("", self.base.user_template), sample)[-1].content
+        user_template = candidate.instructions.get(USER_TEMPLATE, self.base.user_template)
+        user = format_prompt(PromptTemplate("", user_template), sample)[-1].content
         template = without_own_demo(candidate, SYSTEM, lambda demo: demo.get("input") == user).to_template(self.base)
         messages = format_prompt(template, sample)
         inputs = {k: str(v) for k, v in sample.input.items()}
@@ -161,7 +176,7 @@ class TemplateTask:
             # A wrong key, a missing model or an exhausted account is the provider's refusal, not the prompt's
             # failure: unmeasured like an outage (so a run of them stops the run), never scored 0.
             unmeasured = exc.retryable or exc.kind in SYSTEMIC_KINDS
-            error = RolloutError("llm" if unmeasured else _kind(exc.kind), exc.message)
+            error = RolloutError("llm" if unmeasured else _kind(exc.kind), exc.message, exc.kind if unmeasured else "")
             # A permanent LLM error (bad request, context too long) is this prompt's failure: a measured 0.
             score = None if error.kind in ("llm", "environment") else 0.0
             out = render_transcript(exc.trajectory.messages[len(messages):])
@@ -175,7 +190,10 @@ class TemplateTask:
             return Rollout(index, None, "", inputs, output,
                            RolloutError("score_fn", f"{type(exc).__name__}: {exc}"), usage)
         demo = _demo(messages, trajectory)
-        return Rollout(index, score.reward, _feedback(score, sample), inputs, output, None, usage, {SYSTEM: demo})
+        # Several named metrics are objectives a multi-objective search can trade off (one is just the score).
+        objectives = {m.name: float(m.value) for m in score.metrics} if len(score.metrics) > 1 else {}
+        return Rollout(index, score.reward, _feedback(score, sample), inputs, output, None, usage, {SYSTEM: demo},
+                       objectives)
 
     def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
         sample = to_sample(self.base, self.dataset, index)

@@ -17,6 +17,7 @@ from ..dtypes import Message
 
 __all__ = [
     "SYSTEM",
+    "USER_TEMPLATE",
     "mean_of",
     "Candidate",
     "CandidateRecord",
@@ -29,6 +30,8 @@ __all__ = [
 
 SYSTEM = "system"
 """The component name of a PromptTemplate's system prompt."""
+USER_TEMPLATE = "user_template"
+"""The component name of a PromptTemplate's user_template, when it is optimized too (opt-in)."""
 
 
 @dataclass(frozen=True)
@@ -112,16 +115,21 @@ class Candidate:
         )
 
     @classmethod
-    def from_template(cls, template: PromptTemplate) -> Candidate:
+    def from_template(cls, template: PromptTemplate, *, with_user_template: bool = False) -> Candidate:
+        """The template as a candidate: its system prompt (and, `with_user_template`, its user_template) as
+        components, its few-shot examples as the system component's demos."""
         demos = tuple(ex.to_dict() for ex in template.few_shot_examples)
-        return cls({SYSTEM: template.system}, {SYSTEM: demos} if demos else {})
+        instructions = {SYSTEM: template.system}
+        if with_user_template:
+            instructions[USER_TEMPLATE] = template.user_template
+        return cls(instructions, {SYSTEM: demos} if demos else {})
 
     def to_template(self, base: PromptTemplate, *, score: float | None = None, generation: int = 0,
                     id: str | None = None) -> PromptTemplate:
         examples = tuple(FewShotExample.from_dict(d) for d in self.demos.get(SYSTEM, ()))
         return PromptTemplate(
             system=self.instructions[SYSTEM],
-            user_template=base.user_template,
+            user_template=self.instructions.get(USER_TEMPLATE, base.user_template),
             few_shot_examples=examples,
             score=score,
             generation=generation,
@@ -150,6 +158,10 @@ class CandidateRecord:
     failures: int = 0
     train_objectives: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     val_objectives: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    compared_at: int | None = None
+    """Rollouts the run had used when this candidate joined the comparison (right before it was scored on the
+    whole Pareto set; 0 for the initial candidate); None for candidates never compared (engines without a
+    Pareto set leave it None)."""
 
     @property
     def train_mean(self) -> float | None:

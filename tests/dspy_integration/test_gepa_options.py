@@ -113,3 +113,15 @@ def test_perfect_score_ends_the_run_once_reached(task_lm, reflect_lm):
                                                             valset=VAL)
     assert optimized.search_outcome.stop_reason == "perfect_score"
     assert optimized.search_outcome.rollouts_used < 200
+
+
+def test_a_metric_that_fails_when_asked_for_feedback_keeps_the_runs_own_feedback(task_lm, caplog):
+    def fragile(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        if pred_name == "check":
+            raise KeyError("no feedback for this step")
+        return accuracy(gold, pred, trace, pred_name, pred_trace)
+
+    rollouts, feedback = feedback_after_runs(TwoStep(), task_lm, fragile, TaskOptions())
+    assert [r.feedback for r in feedback["check"]] == [r.feedback for r in rollouts]  # the program-level feedback
+    assert all(r.feedback.endswith("for draft") for r in feedback["draft"])
+    assert "Error in the metric's feedback for predictor 'check'" in caplog.text

@@ -146,3 +146,17 @@ def test_candidate_keys_share_built_programs(task_lm, intent_rows):
     a = Candidate({"self": "x"})
     assert task.program(a) is task.program(Candidate({"self": "x"}))
     assert task.program(a) is not task.program(Candidate({"self": "y"}))
+
+
+def test_runs_on_the_samples_feedback_may_be_asked_about_are_never_forgotten(monkeypatch, task_lm, intent_rows):
+    from rollouts_dspy.dspy_integration import program_task
+
+    monkeypatch.setattr(program_task, "KEEP_RUNS", 1)  # remember a single other run
+    examples = rows_to_examples(intent_rows[:4], ["query"])
+    student = dspy.Predict("query -> intent")
+    task = ProgramTask(student, examples, ExactMatch(), task_lm, TaskOptions(keep_runs_for=frozenset({0})))
+    candidate = candidate_of(student)
+    for i in range(4):  # one at a time: the order of the runs is the order of the indices
+        asyncio.run(_run_all(task, candidate, [i]))
+    remembered = [task.run_record(candidate.key, i) is not None for i in range(4)]
+    assert remembered == [True, False, False, True]

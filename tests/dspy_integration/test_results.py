@@ -12,6 +12,7 @@ from dspy.teleprompt.gepa.gepa import DspyGEPAResult
 from dspy_helpers import TwoStep
 
 from rollouts_dspy.dspy_integration import RolloutsGEPA, RolloutsMIPRO, rows_to_examples
+from rollouts_dspy.dspy_integration.metrics import ExactMatch
 from rollouts_dspy.testing import generate_intent_queries
 
 EXAMPLES = rows_to_examples(generate_intent_queries(40, seed=8), ["query"])
@@ -43,8 +44,9 @@ def test_gepa_detailed_results_field_by_field(make, task_lm, reflect_lm, countin
     # The seed program first, with no parent; every other candidate descends from earlier ones.
     assert instructions(d.candidates[0]) == instructions(student) and d.parents[0] == [None]
     assert all(p is not None and p < k for k in range(1, n) for p in d.parents[k])
-    # Validation scores per valset position, as dspy.Evaluate measures them for the same program.
-    assert all(set(s) == set(range(len(VAL))) for s in d.val_subscores)
+    # Validation scores per valset position, as dspy.Evaluate measures them for the same program; a valset this
+    # small (<= pareto_size) is compared on whole.
+    assert d.compared_ids == list(range(len(VAL))) and all(set(s) == set(range(len(VAL))) for s in d.val_subscores)
     runs = counting_metric.runs
     assert d.val_subscores[0] == evaluate_per_example(student, task_lm, VAL, type(counting_metric)())
     assert d.val_aggregate_scores == [sum(s.values()) / len(s) for s in d.val_subscores]
@@ -52,8 +54,12 @@ def test_gepa_detailed_results_field_by_field(make, task_lm, reflect_lm, countin
         top = max(s[i] for s in d.val_subscores)
         assert front == {k for k, s in enumerate(d.val_subscores) if s[i] == top}
     assert d.highest_score_achieved_per_val_task == {i: max(s[i] for s in d.val_subscores) for i in range(len(VAL))}
-    # Budget bookkeeping, the returned program, the run's settings.
-    assert d.discovery_eval_counts[0] == 0 and max(d.discovery_eval_counts) <= d.total_metric_calls
+    # Budget bookkeeping (rollouts used when each candidate was found: after its parents were scored on the
+    # valset, before it was), the returned program, the run's settings.
+    assert d.discovery_eval_counts[0] == 0 and d.discovery_eval_counts == sorted(d.discovery_eval_counts)
+    for k in range(1, n):
+        assert all(d.discovery_eval_counts[p] + len(VAL) < d.discovery_eval_counts[k] for p in d.parents[k])
+        assert d.discovery_eval_counts[k] + len(VAL) <= d.total_metric_calls
     assert d.total_metric_calls == optimized.search_outcome.rollouts_used == runs
     assert d.num_full_val_evals == n and d.log_dir == str(tmp_path) and d.seed == 4
     assert instructions(d.best_candidate) == instructions(optimized)
@@ -81,6 +87,67 @@ def test_gepa_without_valset_validates_on_the_trainset_and_without_track_stats_a
     assert all(set(s) == set(range(8)) for s in tracked.detailed_results.val_subscores)
     assert tracked.detailed_results.best_outputs_valset is None
     assert not hasattr(plain, "detailed_results") and plain.search_outcome.records
+
+
+def test_gepa_results_cover_the_sample_of_a_large_valset_candidates_were_compared_on(task_lm, reflect_lm):
+    large = EXAMPLES[12:40]
+    with dspy.context(lm=task_lm):
+        optimized = RolloutsGEPA(reflection_lm=reflect_lm, max_metric_calls=150, track_stats=True,
+                                 track_best_outputs=True, config={"pareto_size": 8}).compile(
+            dspy.Predict("query -> intent"), trainset=TRAIN, valset=large)
+    d = optimized.detailed_results
+    compared = d.compared_ids
+    assert len(compared) == 8 and set(compared) < set(range(len(large)))
+    assert all(set(s) == set(compared) for s in d.val_subscores)
+    assert set(d.per_val_instance_best_candidates) == set(d.best_outputs_valset) == set(compared)
+    seed = evaluate_per_example(dspy.Predict("query -> intent"), task_lm, large, ExactMatch())
+    assert d.val_subscores[0] == {i: seed[i] for i in compared}  # the seed's scores on exactly those examples
+
+
+def test_gepa_multi_objective_fields_as_dspy_fills_them(task_lm, reflect_lm):
+    def two_objectives(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        ok = float(str(pred.intent).strip().lower() == gold.intent.lower())
+        short = 1.0 / (1 + len(gold.query.split()))  # the same for every candidate: ties everywhere
+        return dspy.Prediction(score=ok, feedback=f"expected: {gold.intent}",
+                               objective_scores={"accuracy": ok, "short": short})
+
+    with dspy.context(lm=task_lm):
+        optimized = RolloutsGEPA(metric=two_objectives, reflection_lm=reflect_lm, max_metric_calls=120,
+                                 track_stats=True).compile(dspy.Predict("query -> intent"), trainset=TRAIN,
+                                                           valset=VAL)
+    d = optimized.detailed_results
+    n = len(d.candidates)
+    assert n >= 2 and len(d.val_aggregate_subscores) == n
+    short = sum(1.0 / (1 + len(ex.query.split())) for ex in VAL) / len(VAL)
+    for k in range(n):
+        assert d.val_aggregate_subscores[k]["accuracy"] == pytest.approx(d.val_aggregate_scores[k])
+        assert d.val_aggregate_subscores[k]["short"] == pytest.approx(short)
+    best = max(d.val_aggregate_scores)
+    assert d.objective_pareto_front == pytest.approx({"accuracy": best, "short": short})
+    assert d.per_objective_best_candidates["accuracy"] == {k for k in range(n) if d.val_aggregate_scores[k] == best}
+    assert d.per_objective_best_candidates["short"] == set(range(n))
+    as_dict = d.to_dict()
+    assert as_dict["per_objective_best_candidates"]["short"] == list(range(n))
+    json.dumps({k: v for k, v in as_dict.items() if k != "best_outputs_valset"})
+
+
+def test_gepa_best_outputs_survive_a_resume(server, task_lm, reflect_lm, tmp_path):
+    def run():
+        with dspy.context(lm=task_lm):
+            return RolloutsGEPA(reflection_lm=reflect_lm, max_metric_calls=80, track_stats=True,
+                                track_best_outputs=True, log_dir=str(tmp_path)).compile(
+                dspy.ChainOfThought("query -> intent"), trainset=TRAIN, valset=VAL)
+
+    def outputs(program):
+        return {i: [(k, dict(p.items())) for k, p in found]
+                for i, found in program.detailed_results.best_outputs_valset.items()}
+
+    first = run()
+    server.reset_stats()
+    second = run()
+    assert server.stats().requests_by_model.get("scripted-task", 0) == 0  # replayed from the checkpoint
+    assert outputs(second) == outputs(first)
+    assert all(found for found in outputs(first).values())
 
 
 def test_mipro_results_as_miprov2_writes_them(task_lm, reflect_lm, server, tmp_path):

@@ -45,8 +45,10 @@ async def run_gepa(
     `executor` ("local", "ray" or e.g. RayExecutor(address=...)) says where rollouts run (docs/cluster.md).
     Everything is validated before the first LLM call.
     """
+    user_template = isinstance(config, GEPAConfig) and config.optimize_user_template
     return await run_template_search(GEPA, initial_template, config, dataset, endpoint, mutation_endpoint, score_fn,
-                                      environment_factory, reporter=reporter, progress=progress, executor=executor)
+                                      environment_factory, reporter=reporter, progress=progress,
+                                      optimize_user_template=user_template, executor=executor)
 
 
 async def mutate_template(

@@ -57,8 +57,9 @@ class GEPAConfig:
     `perfect_score` (stop once a candidate reaches it on every sample of the Pareto set); `skip_perfect_score`
     (no reflection when every rollout shown already reaches it); `candidate_selection` ("pareto" |
     "current_best"); `component_selection` ("round_robin" | "all"); `max_merges`; `llm_merge`;
-    `mutation_attempts`; `max_stale_generations`; `max_reflection_calls`; `checkpoint_dir` (the run's journal:
-    rerunning with it resumes).
+    `mutation_attempts`; `max_stale_generations`; `max_reflection_calls`; `optimize_user_template` (run_gepa:
+    the user_template is a second component, rewritten like the system prompt; a rewrite that drops or invents a
+    {placeholder} is rejected); `checkpoint_dir` (the run's journal: rerunning with it resumes).
     """
 
     population_size: int | None = None
@@ -85,6 +86,7 @@ class GEPAConfig:
     component_selection: str = "round_robin"
     max_merges: int | None = None
     llm_merge: bool = False
+    optimize_user_template: bool = False
     checkpoint_dir: str | None = None
     max_stale_generations: int | None = DEFAULT_MAX_STALE_GENERATIONS
     max_reflection_calls: int | None = None

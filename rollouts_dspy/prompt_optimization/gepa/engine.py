@@ -47,6 +47,9 @@ class StepPlan:
     minibatch: tuple[int, ...]
     mutate: bool
     reserve: int
+    compared: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    """The comparable candidates' Pareto-set scores the step was planned from (oldest first): what a
+    component selector is shown, as of the plan (never of whatever was told while the step ran)."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,9 @@ class GEPAEngine:
         return rank_by_mean({cid: mean_of(scores) for cid, scores in self._table().items()})
 
     # -- ask -----------------------------------------------------------------------------------------------
-    def ask(self, step: int) -> StepPlan | None:
-        """The plan of `step`, from the state as told so far; None when no candidate can be a parent."""
+    def ask(self, step: int, pending: Sequence[StepPlan] = ()) -> StepPlan | None:
+        """The plan of `step`, from the state as told so far and the steps still in flight (`pending`); None
+        when no candidate can be a parent."""
         table = self._table()
         if not table:
             return None
@@ -146,26 +150,28 @@ class GEPAEngine:
         first = self.selector.select(front, means, rng)
         minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))
         generation = step // self.config.children_per_generation
-        if self._merge_allowed() and rng.random() < self.config.crossover_rate:
+        if self._merge_allowed(pending) and rng.random() < self.config.crossover_rate:
             second = complementary_parent(rng, front, first, self.ranked())
             if second is not None:
                 a, b = self.state.entries[first].candidate, self.state.entries[second].candidate
                 merged = crossover_candidates(a, b, rng)
                 if merged.key not in self.state.by_key:
                     mutate = rng.random() < self.config.mutation_rate
-                    return self._plan(step, generation, "merge", (first, second), merged, minibatch, mutate)
+                    return self._plan(step, generation, "merge", (first, second), merged, minibatch, mutate, table)
         return self._plan(step, generation, "mutation", (first,), self.state.entries[first].candidate, minibatch,
-                          True)
+                          True, table)
 
-    def _merge_allowed(self) -> bool:
+    def _merge_allowed(self, pending: Sequence[StepPlan]) -> bool:
+        """Merges planned so far (told or still in flight) are under `max_merges`, and two candidates exist."""
         limit = self.config.max_merges
-        return (limit is None or self.state.merges < limit) and len(self.state.full_entries()) >= 2
+        planned = self.state.merges + sum(p.kind == "merge" for p in pending)
+        return (limit is None or planned < limit) and len(self.state.full_entries()) >= 2
 
     def _plan(self, step: int, generation: int, kind: str, parents: tuple[str, ...], base: Candidate,
-              minibatch: tuple[int, ...], mutate: bool) -> StepPlan:
+              minibatch: tuple[int, ...], mutate: bool, compared: Mapping[str, Mapping[int, float]]) -> StepPlan:
         new_base = sum(1 for i in minibatch if (base.key, i) not in self.state.charged)
         reserve = len(self.pareto_set) + (new_base + len(minibatch) if mutate else 0)
-        return StepPlan(step, generation, kind, parents, base, minibatch, mutate, reserve)
+        return StepPlan(step, generation, kind, parents, base, minibatch, mutate, reserve, compared)
 
     def shown(self, plan: StepPlan, rollouts: Mapping[int, Rollout]) -> tuple[Rollout, ...]:
         """The rollouts a reflection is shown: failures first (where there is most to learn), seeded order."""
@@ -211,9 +217,11 @@ class GEPAEngine:
 
     # -- tell ----------------------------------------------------------------------------------------------
     def tell_initial(self, rollouts: Mapping[int, Rollout]) -> None:
+        before = self.state.spend.rollouts
         self._charge(self.root.candidate, rollouts)
         self.root.absorb(rollouts, self.split)
         self.root.full = bool(rollouts) and len(rollouts) == len(self.pareto_set)
+        self.root.compared_at = before if self.root.full else None
         self._check_perfect(self.root)
 
     def tell(self, plan: StepPlan, result: StepResult) -> None:
@@ -246,12 +254,14 @@ class GEPAEngine:
         mutated = result.child is not None and entering.key == result.child.key
         origin = _origin(plan) if mutated or plan.kind == "mutation" else "merge"
         entry, new = state.add(entering, plan.generation, origin, plan.parents, result.components if mutated else ())
+        before = state.spend.rollouts
         self._charge(entering, result.pareto_rollouts)
         entry.absorb(result.child_rollouts if mutated else result.base_rollouts, "train")
         entry.absorb(result.pareto_rollouts, self.split)
         complete = len(result.pareto_rollouts) == len(self.pareto_set)
         if complete and not entry.full:
             entry.full = True
+            entry.compared_at = before
             state.generation_new += 1
         state.generation_made += int(new)
         self._check_perfect(entry)
@@ -299,11 +309,12 @@ class GEPAEngine:
         return ""
 
     def fits(self, plan: StepPlan, reserved: int, in_flight: int) -> bool:
-        """Can the budget pay for `plan` now? Near the end of a budget the validation reserve shrinks to the
-        validation of the best candidate and the start rather than stopping the search while it could still
-        improve."""
-        floor = min(self.validation_reserve, 2 * len(self.val_set))  # the best and the start
-        for reserve in (self.validation_reserve, floor):
+        """Can the budget pay for `plan` now (keeping the validation reserve)? A budget too small to pay for even a
+        first step beside the full reserve keeps less (the best candidate and the start, then the best alone)
+        rather than not searching at all."""
+        full, val = self.validation_reserve, len(self.val_set)
+        first = self.state.told == 0 and not in_flight
+        for reserve in (full, min(full, 2 * val), min(full, val)) if first else (full,):
             left = self.room(reserved, in_flight, reserve=reserve)
             if left is None or left >= plan.reserve:
                 return True

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ...dtypes import Message, Usage
 from ...runtime import BudgetExhausted, ProviderUnavailableError
 from ..protocols import LanguageModel, Rollout
-from ..types import SYSTEM
+from ..types import SYSTEM, USER_TEMPLATE
 
 __all__ = [
     "MIN_CHARS",
@@ -127,6 +127,9 @@ def reflection_messages(instruction: str, rollouts: Sequence[Rollout], component
     only for a component of a larger program (not None or SYSTEM): a one-component task gets the same request
     whichever front door (template or DSPy module) it came through."""
     step = "" if component in (None, SYSTEM) else f' (the step called "{component}" of a larger program)'
+    if component == USER_TEMPLATE:
+        step = (" -- here the template of the user message it receives, whose {placeholders} are filled with each "
+                "input; keep every {placeholder} exactly as it is")
     if rollouts:
         shown = "\n\n".join(_render(n, r) for n, r in enumerate(rollouts, 1))
         evidence = (

@@ -149,7 +149,7 @@ class _Shell:
         reason = engine.stop_reason(step)
         if reason:
             return None, reason
-        plan = engine.ask(step)
+        plan = engine.ask(step, [p for p, _ in inflight.values()])
         if plan is None:
             return None, "" if inflight else "no_candidate"
         if not engine.fits(plan, sum(p.reserve for p, _ in inflight.values()), len(inflight)):

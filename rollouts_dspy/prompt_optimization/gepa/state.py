@@ -35,6 +35,7 @@ class Entry:
     objectives: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     failed: int = 0
     full: bool = False
+    compared_at: int | None = None  # rollouts used when it became full (before its Pareto-set evaluation)
 
     def absorb(self, rollouts: Mapping[int, Rollout], split: str) -> None:
         scores = self.train if split == "train" else self.val
@@ -56,6 +57,7 @@ class Entry:
             val_scores=dict(sorted(self.val.items())), failures=self.failed,
             train_objectives=dict(sorted(self.objectives.get("train", {}).items())),
             val_objectives=dict(sorted(self.objectives.get("val", {}).items())),
+            compared_at=self.compared_at,
         )
 
 

@@ -9,6 +9,7 @@ rollouts, never a parent's (the evidence must show how the instructions being re
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,8 @@ from dataclasses import dataclass, replace
 
 from ...dtypes import Usage
 from ...runtime import BudgetExhausted, Evaluator, ProviderUnavailableError, RecordedModel
-from ..protocols import ComponentFeedback, Rollout, Task
-from ..types import Candidate
+from ..protocols import ComponentFeedback, InstructionCheck, Rollout, Task
+from ..types import Candidate, CandidateRecord
 from .engine import GEPAEngine, StepPlan, StepResult, accepts, rng_for
 from .merge import merge_with_llm
 from .strategies import ComponentContext, ComponentSelector, ProposalRequest, ProposalResult, Proposer
@@ -91,7 +92,7 @@ class StepRunner:
         shown = self.engine.shown(plan, result.base_rollouts)
         if self.engine.config.skip_perfect_score and self.engine.all_perfect(shown):
             return replace(result, skipped="perfect")
-        components = self._components(plan, base, shown)
+        components = await self._components(plan, base, shown)
         evidence = {c: await self._feedback(base, shown, c) for c in components}
         try:
             proposal = await self.proposer.propose(ProposalRequest(base, components, evidence))
@@ -102,8 +103,11 @@ class StepRunner:
         result = replace(result, usage=proposal.usage, requests=proposal.requests, rejected=proposal.rejected,
                          components=tuple(c for c in components if c in proposal.instructions))
         new = {c: t for c, t in proposal.instructions.items() if c in base.instructions and t != base.instructions[c]}
+        problems = self._unusable(new)
+        new = {c: t for c, t in new.items() if c not in problems}
         if not new:
-            return replace(result, rejected=result.rejected or ("the proposal changed nothing",))
+            reasons = (*result.rejected, *problems.values()) or ("the proposal changed nothing",)
+            return replace(result, rejected=reasons, components=())
         child = base
         for name, text in new.items():
             child = child.with_instruction(name, text)
@@ -117,15 +121,36 @@ class StepRunner:
             return await self._enter(result, base)  # the merge itself still enters; its mutation lost
         return result
 
-    def _components(self, plan: StepPlan, base: Candidate, shown: Sequence[Rollout]) -> tuple[str, ...]:
+    def _unusable(self, texts: Mapping[str, str]) -> dict[str, str]:
+        """Proposed texts the task cannot use (e.g. a user_template that lost a placeholder), with why."""
+        if not isinstance(self.task, InstructionCheck):
+            return {}
+        problems = {c: self.task.check_instruction(c, t) for c, t in texts.items()}
+        return {c: why for c, why in problems.items() if why}
+
+    async def _components(self, plan: StepPlan, base: Candidate, shown: Sequence[Rollout]) -> tuple[str, ...]:
         components = tuple(self.engine.components)
-        picked = tuple(self.components.select(ComponentContext(plan.step, plan.parents[0], base, components,
-                                                               tuple(shown))))
+        context = ComponentContext(plan.step, plan.parents[0], base, components, tuple(shown),
+                                   self._population(plan))
+        answer = self.components.select(context)
+        picked = tuple(await answer if inspect.isawaitable(answer) else answer)
         unknown = [c for c in picked if c not in components]
         if not picked or unknown:
             raise ValueError(f"the component selector must return a non-empty subset of {list(components)}, "
                              f"but returned {list(picked)}")
         return tuple(dict.fromkeys(picked))
+
+    def _population(self, plan: StepPlan) -> tuple[CandidateRecord, ...]:
+        """The candidates compared when `plan` was made, with the scores it was made from (content and lineage
+        never change once an entry exists)."""
+        split = "val" if self.engine.split == "val" else "train"
+        out = []
+        for cid, scores in plan.compared.items():
+            entry = self.engine.state.entries[cid]
+            record = CandidateRecord(cid, entry.candidate, entry.generation, entry.origin, entry.parents,
+                                     compared_at=entry.compared_at)
+            out.append(replace(record, **{f"{split}_scores": dict(scores)}))
+        return tuple(out)
 
     async def _feedback(self, base: Candidate, shown: Sequence[Rollout], component: str) -> tuple[Rollout, ...]:
         if isinstance(self.task, ComponentFeedback):

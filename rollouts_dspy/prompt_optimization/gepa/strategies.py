@@ -6,7 +6,7 @@ changes, and who proposes the new instructions. The config names the built-in on
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,7 +14,7 @@ from ...dtypes import Usage
 from ...errors import ConfigError
 from ...runtime import ProviderUnavailableError
 from ..protocols import LanguageModel, Rollout
-from ..types import Candidate
+from ..types import Candidate, CandidateRecord
 from .pareto import sample_parent
 from .reflection import reflect, reflection_messages
 
@@ -60,20 +60,26 @@ class CurrentBest:
 
 @dataclass(frozen=True)
 class ComponentContext:
-    """What a component selector sees: the step, the candidate it starts from and its rollouts the reflection
-    will be shown."""
+    """What a component selector sees: the step, the candidate it starts from (for a merge step, the merged
+    candidate and its first parent's id) and its rollouts the reflection will be shown; `population`: the
+    candidates compared when the step was planned, oldest first, with their scores on the Pareto set (under
+    `val_scores` when candidates are compared on validation samples, else `train_scores`)."""
 
     step: int
     candidate_id: str
     candidate: Candidate
     components: tuple[str, ...]
     rollouts: tuple[Rollout, ...]
+    population: tuple[CandidateRecord, ...] = ()
 
 
 class ComponentSelector(Protocol):
-    """Which components a step rewrites; a non-empty subset of `context.components`."""
+    """Which components a step rewrites; a non-empty subset of `context.components`. `select` may return an
+    awaitable of the names instead (a selector that asks a model must not block the event loop). Steps run
+    concurrently, so a selector's calls for different steps may come in any order: for a reproducible run its
+    answer must depend on `context` only."""
 
-    def select(self, context: ComponentContext) -> Sequence[str]: ...
+    def select(self, context: ComponentContext) -> Sequence[str] | Awaitable[Sequence[str]]: ...
 
 
 class RoundRobin:
