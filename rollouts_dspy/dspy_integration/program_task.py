@@ -221,7 +221,7 @@ class ProgramTask:
         """Where the rollout ran: what its run left behind, to send to the process that asked for it (and
         forget here): the Prediction and the trace, with the trace's predictor names (None if not kept)."""
         with self._lock:
-            record = self._runs.pop((key, index), None)
+            record = self._runs.pop((key, index), None) or self._kept_runs.pop((key, index), None)
         if record is None:
             return None
         return record.prediction, record.trace, [record.names.get(id(p)) for p, _, _ in record.trace]

@@ -55,9 +55,9 @@ class TemplateTaskRecipe:
 @dataclass(frozen=True)
 class ProgramTaskRecipe:
     """A ProgramTask (the DSPy front door's Task). `options` are the task's, minus what belongs to the calling
-    process (its progress callback, the error count that stops the run, the kept predictions: the driver's
-    ProgramTask does that from what comes back), with the DSPy adapter in effect when the run started among
-    its `settings`, so the worker formats prompts as the calling process would."""
+    process (its progress callback, the error count that stops the run, its memory of runs and predictions: the
+    driver's ProgramTask does that from what comes back, see KeepsRuns), with the DSPy adapter in effect when
+    the run started among its `settings`, so the worker formats prompts as the calling process would."""
 
     student: Any
     examples: Sequence[Any]
@@ -97,7 +97,8 @@ def _program_recipe(task: Any) -> ProgramTaskRecipe:
     settings = dict(task.options.settings)
     if dspy.settings.adapter is not None:
         settings = {"adapter": dspy.settings.adapter, **settings}
-    # One rollout at a time runs in a worker process: one thread is all its pool needs.
-    options = replace(task.options, max_concurrent=1, on_rollout=None, max_errors=None, keep_predictions=False,
-                      settings=settings)
+    # One rollout at a time runs in a worker process: one thread is all its pool needs. What the driver keeps
+    # (its RunMemory and its checkpoint file, the runs kept for the whole run) stays with the driver's task.
+    options = replace(task.options, max_concurrent=1, on_rollout=None, max_errors=None, memory=None,
+                      keep_runs_for=frozenset(), settings=settings)
     return ProgramTaskRecipe(task.student, task.examples, task.caller.metric, task.lm, options)
