@@ -1,4 +1,4 @@
-"""Fixtures of the distributed tests: a real local Ray cluster (one per test session) and, in test_postgres.py, a
+"""Fixtures of the distributed tests: a real local Ray cluster (one for this directory's tests) and a
 real PostgreSQL server. When either cannot start, the tests fail with what to install (never a skip)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from . import helpers  # noqa: E402
 from .cluster import LocalRayCluster  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster():
     """A head node with one CPU (one worker process), this process its driver. Tests add and kill nodes."""
     cluster = LocalRayCluster.start(head_cpus=1)
@@ -29,7 +29,7 @@ def ray_cluster():
         cluster.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def postgres_url():
     """A real PostgreSQL server in a temp directory for this test session: its `postgresql://` URL."""
     from rollouts_dspy.testing.postgres import PostgresUnavailable, TempPostgres
