@@ -179,20 +179,21 @@ def postgres_rows(tmp: Path) -> list[tuple[str, float, str]]:
 
 def admission_ms(url: str, n: int) -> float:
     """Reserve one rollout of a shared budget per transaction, as workers sharing a budget would."""
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS budget (name text PRIMARY KEY, used int NOT NULL, cap int NOT NULL)")
-        cur.execute("INSERT INTO budget VALUES ('run', 0, %s) ON CONFLICT (name) DO UPDATE SET used = 0", (n,))
-    started = time.perf_counter()
-    for _ in range(n):
-        with conn, conn.cursor() as cur:
-            cur.execute("UPDATE budget SET used = used + 1 WHERE name = 'run' AND used < cap RETURNING used")
-            if cur.fetchone() is None:
+    with psycopg.connect(url) as conn:
+        with conn.transaction():
+            conn.execute("CREATE TABLE IF NOT EXISTS budget (name text PRIMARY KEY, used int NOT NULL, "
+                         "cap int NOT NULL)")
+            conn.execute("INSERT INTO budget VALUES ('run', 0, %s) ON CONFLICT (name) DO UPDATE SET used = 0", (n,))
+        started = time.perf_counter()
+        for _ in range(n):
+            with conn.transaction():
+                row = conn.execute("UPDATE budget SET used = used + 1 WHERE name = 'run' AND used < cap "
+                                   "RETURNING used").fetchone()
+            if row is None:
                 raise RuntimeError("the budget refused an admission it had room for")
-    seconds = time.perf_counter() - started
-    conn.close()
+        seconds = time.perf_counter() - started
     return 1000 * seconds / n
 
 

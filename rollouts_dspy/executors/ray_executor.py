@@ -99,6 +99,7 @@ class RayExecutor:
         or the task cannot be pickled for the workers (e.g. a score_fn holding an open file)."""
         recipe = recipe_of(task)
         ray = self.connect()
+        self._check_fits(ray)
         try:
             shipped = ray.put(recipe)
         except Exception as exc:  # noqa: BLE001 - a pickling failure names the culprit in its message
@@ -107,6 +108,14 @@ class RayExecutor:
                               "picklable with cloudpickle") from None
         cls = _RayFeedbackTask if isinstance(task, ComponentFeedback) else RayTask
         return cls(task, shipped, self)
+
+
+    def _check_fits(self, ray: Any) -> None:
+        """A rollout asking for more CPUs than any node has would wait forever: say so now."""
+        largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
+        if self.cpus_per_rollout > largest:
+            raise ConfigError(f"cpus_per_rollout={self.cpus_per_rollout!r} is more than any node of the Ray cluster "
+                              f"has (the largest has {largest:g} CPUs): no rollout could ever start")
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,12 +167,12 @@ class RayTask:
         return rollout
 
     def _lost(self, index: int, exc: BaseException) -> Rollout:
-        """A rollout Ray could not finish (its workers died on every try): failed and unmeasured, not retried in
-        this run. What its lost attempts spent is unknown."""
+        """A rollout Ray could not finish (e.g. its worker died on every try): failed and unmeasured, not retried
+        in this run. What its lost attempts spent is unknown."""
         tries = self.executor.max_retries + 1
         detail = f"{type(exc).__name__}: {str(exc)[:500]}"
-        return Rollout(index, None, f"the rollout was lost: its Ray worker died on each of {tries} tries",
-                       error=RolloutError("task", detail))
+        return Rollout(index, None, f"the rollout was lost on the Ray cluster ({type(exc).__name__}; Ray tries a "
+                       f"rollout whose worker dies up to {tries} times)", error=RolloutError("task", detail))
 
     def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
         return self.local.labeled_demo(index, component)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _until(condition: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s", pytrace=False)
+        time.sleep(0.05)
+
+
 class LocalRayCluster:
     """`start(head_cpus)` a cluster and connect this process to it as the driver."""
 
@@ -64,10 +73,27 @@ class LocalRayCluster:
                         pytrace=False)
         return cls(cluster)
 
-    def add_node(self, num_cpus: int = 1) -> Any:
+    def add_node(self, num_cpus: int = 1, *, warm_up: Any = None) -> Any:
+        """A new node; with `warm_up` (a function), run once on it before it is returned: its worker is then
+        started and ready, and the head's scheduler has seen the node take work (so it sends work there)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         node = self.cluster.add_node(num_cpus=num_cpus)
         self.cluster.wait_for_nodes()
+        if warm_up is not None:
+            pinned = NodeAffinitySchedulingStrategy(node_id=node.node_id, soft=False)
+            ran_on = ray.get(ray.remote(warm_up).options(num_cpus=1, scheduling_strategy=pinned).remote(),
+                             timeout=120)
+            assert ran_on == node.node_id, f"the warm-up ran on {ran_on}, not on the new node {node.node_id}"
+            _until(lambda: ray.available_resources().get("CPU", 0) >= self.cpus(), "the new node's CPUs to be free")
         return node
+
+    @staticmethod
+    def cpus() -> float:
+        import ray
+
+        return sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive"))
 
     @staticmethod
     def node_id(node: Any) -> str:

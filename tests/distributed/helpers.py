@@ -197,3 +197,13 @@ def dspy_examples(n: int) -> list:
     import dspy
 
     return [dspy.Example(query=r["query"], intent=r["intent"]).with_inputs("query") for r in intent_dataset(n)]
+
+
+def warm_up() -> str:
+    """Run on a fresh node before a test needs it: its worker imports the LLM stack (seconds) and the scheduler
+    has seen the node take work. Returns the node's id."""
+    import ray
+
+    import rollouts_dspy.llm  # noqa: F401
+
+    return ray.get_runtime_context().get_node_id()

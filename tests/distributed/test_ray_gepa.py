@@ -62,7 +62,7 @@ async def test_a_killed_ray_node_loses_no_rollout_breaks_no_budget_and_changes_n
     local_requests = server.stats().requests_by_model
     server.reset_stats()
 
-    victim = ray_cluster.add_node(num_cpus=1)
+    victim = ray_cluster.add_node(num_cpus=1, warm_up=helpers.warm_up)
     marker = tmp_path / "stalled-on-victim"
     killer = NodeKiller(ray_cluster, victim, marker)
     killer.start()

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from rollouts_dspy.errors import ConfigError
 from rollouts_dspy.executors import RayExecutor
 from rollouts_dspy.prompt_optimization.types import Candidate
 from rollouts_dspy.runtime import Budget, Runtime
@@ -48,7 +49,7 @@ async def test_a_rollout_whose_worker_dies_on_every_try_is_a_failed_rollout_admi
     results = await runtime.evaluator(task).evaluate(CANDIDATE, range(6))
     lost = results[3]
     assert lost.score is None and lost.error is not None and lost.error.kind == "task"
-    assert "died on each of 2 tries" in lost.feedback
+    assert "lost on the Ray cluster (WorkerCrashedError" in lost.feedback and "up to 2 times" in lost.feedback
     assert all(results[i].score == (i % 3) / 2 for i in (0, 1, 2, 4, 5))
     starts = Counter(_events(log, "start"))
     assert starts[3] == 2 and 3 not in _events(log, "end")  # tried twice (Ray's retry), each worker killed
@@ -62,6 +63,12 @@ async def test_a_bug_in_the_task_on_a_worker_stops_the_run_with_the_task_s_own_e
     runtime = Runtime(method="gepa", budget=Budget(), max_concurrent=2)
     with pytest.raises(RuntimeError, match="a bug in the task on sample 1"):
         await runtime.evaluator(task).evaluate(CANDIDATE, [0, 1])
+
+
+def test_a_rollout_bigger_than_every_node_is_refused_before_it_could_wait_forever(ray_cluster, tmp_path):
+    executor = RayExecutor(address=ray_cluster.address, cpus_per_rollout=64)
+    with pytest.raises(ConfigError, match=r"cpus_per_rollout=64 is more than any node .*\(the largest has 1 CPUs\)"):
+        executor.task(LoggingTask(LoggingTaskRecipe(str(tmp_path / "rollouts.log"))))
 
 
 async def test_cancelling_the_run_cancels_its_rollouts_on_the_workers(ray_cluster, tmp_path):
