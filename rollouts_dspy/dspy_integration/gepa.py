@@ -65,7 +65,8 @@ class RolloutsGEPA(Teleprompter):
     Ours: `max_rollouts` (same as max_metric_calls), `max_cost_usd` (dollars, task + reflection, when the
     price is known), `checkpoint_dir` (alias of log_dir), `config` (a GEPAConfig or a mapping of its fields,
     overriding the preset; its train/val seeds are replaced by compile's split) and `reporter` (receives the
-    engine's events; progress is logged on the "dspy.teleprompt.rollouts_dspy" logger with a progress bar).
+    engine's events; progress is logged on the "dspy.teleprompt.rollouts_dspy" logger with a progress bar) and
+    `executor` ("local", "ray" or a RayExecutor: the program and metric run as Ray tasks, docs/cluster.md).
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class RolloutsGEPA(Teleprompter):
         checkpoint_dir: str | None = None,
         config: GEPAConfig | Mapping[str, Any] | None = None,
         reporter: Callable[..., Any] | None = None,
+        executor: Any = None,
     ) -> None:
         super().__init__()
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -189,7 +191,8 @@ class RolloutsGEPA(Teleprompter):
                               add_format_failure_as_feedback=opts.add_format_failure_as_feedback,
                               warn_on_score_mismatch=opts.warn_on_score_mismatch, memory=memory,
                               keep_runs_for=frozenset(split.train_seeds))  # reflections are about these
-        spec = CompileSpec("gepa", student, split, lm, metric, config, model, "reflection", options, search)
+        spec = CompileSpec("gepa", student, split, lm, metric, config, model, "reflection", options, search,
+                           executor=opts.executor)
         compiled = compile_program(spec, reporter=opts.reporter, tracker=opts.tracker())
         if opts.track_stats:
             compiled.program.detailed_results = detailed_results(

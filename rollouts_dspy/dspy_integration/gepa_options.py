@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..executors import Executor, LocalExecutor, resolve_executor
 from ..prompt_optimization.gepa import GEPAConfig
 from . import arguments as arg
 from .inputs import resolve_budget
@@ -49,6 +50,7 @@ class GEPAOptions:
     max_cost_usd: float | None
     config: GEPAConfig | Mapping[str, Any] | None
     reporter: Callable[..., Any] | None
+    executor: Executor = field(default_factory=LocalExecutor)
     tracking: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,6 +102,7 @@ class GEPAOptions:
             warn_on_score_mismatch=arg.check_bool(OWNER, "warn_on_score_mismatch", a["warn_on_score_mismatch"]),
             seed=seed, max_cost_usd=a["max_cost_usd"], config=a["config"],
             reporter=arg.check_reporter(OWNER, a["reporter"]),
+            executor=resolve_executor(a["executor"], field=f"{OWNER}: executor"),
             tracking=dict(use_wandb=arg.check_bool(OWNER, "use_wandb", a["use_wandb"]),
                           wandb_api_key=a["wandb_api_key"], wandb_init_kwargs=a["wandb_init_kwargs"],
                           use_mlflow=arg.check_bool(OWNER, "use_mlflow", a["use_mlflow"])),

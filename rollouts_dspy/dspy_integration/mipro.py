@@ -57,8 +57,9 @@ class RolloutsMIPRO(Teleprompter):
 
     Arguments are MIPROv2's, with its meaning (see docs/dspy.md for each). Ours: `max_rollouts` and
     `max_cost_usd` (hard budgets; every `auto` level is a hard cap too), `config` (a MIPROConfig or a mapping
-    of its fields, overriding everything else; its seeds are replaced by compile's split) and `reporter`
-    (engine events; progress is logged on the "dspy.teleprompt.rollouts_dspy" logger with a progress bar).
+    of its fields, overriding everything else; its seeds are replaced by compile's split), `reporter`
+    (engine events; progress is logged on the "dspy.teleprompt.rollouts_dspy" logger with a progress bar) and
+    `executor` ("local", "ray" or a RayExecutor: the program and metric run as Ray tasks, docs/cluster.md).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class RolloutsMIPRO(Teleprompter):
         max_cost_usd: float | None = None,
         config: MIPROConfig | Mapping[str, Any] | None = None,
         reporter: Callable[..., Any] | None = None,
+        executor: Any = None,
     ) -> None:
         super().__init__()
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -202,7 +204,8 @@ class RolloutsMIPRO(Teleprompter):
                                         context=RunContext(fingerprint=world), bootstrap_task=tasks.bootstrap,
                                         trial_log=trials)
 
-        spec = CompileSpec("mipro", student, split, lm, metric, config, model, "proposer", options, search, bootstrap)
+        spec = CompileSpec("mipro", student, split, lm, metric, config, model, "proposer", options, search, bootstrap,
+                           executor=opts.executor)
         compiled = compile_program(spec, reporter=opts.reporter)
         tasks = [t for t in (compiled.tasks.main, compiled.tasks.bootstrap) if t is not None]
         self.total_calls = sum(t.rollouts_run for t in tasks)

@@ -4,10 +4,11 @@ value is a ConfigError naming the argument before any LM call."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..executors import Executor, LocalExecutor, resolve_executor
 from ..prompt_optimization.mipro import MIPROConfig
 from . import arguments as arg
 from .presets import resolve_auto
@@ -42,6 +43,7 @@ class MIPROOptions:
     max_cost_usd: float | None
     config: MIPROConfig | Mapping[str, Any] | None
     reporter: Callable[..., Any] | None
+    executor: Executor = field(default_factory=LocalExecutor)
 
     @property
     def threads(self) -> int:
@@ -77,6 +79,7 @@ class MIPROOptions:
             metric_threshold=arg.check_number(OWNER, "metric_threshold", a["metric_threshold"], optional=True),
             max_rollouts=arg.check_int(OWNER, "max_rollouts", a["max_rollouts"], 1),
             max_cost_usd=a["max_cost_usd"], config=a["config"], reporter=arg.check_reporter(OWNER, a["reporter"]),
+            executor=resolve_executor(a["executor"], field=f"{OWNER}: executor"),
         )
 
     def config_overrides(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import dspy
 
+from ..executors import Executor, LocalExecutor
 from ..prompt_optimization.events import Event, Reporter
 from ..prompt_optimization.frontdoor import dataset_hash
 from ..prompt_optimization.types import SYSTEM, CandidateRecord, OptimizationResult, SearchOutcome
@@ -57,6 +58,7 @@ class CompileSpec:
     options: TaskOptions
     search: Callable[[Tasks, Reporter], Coroutine[Any, Any, SearchOutcome]]
     bootstrap: tuple[dspy.Module, TaskOptions] | None = None
+    executor: Executor | None = None
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,15 @@ def compile_program(spec: CompileSpec, *, reporter: Reporter | None = None,
         boot = ProgramTask(program, spec.split.examples, spec.metric, spec.lm,
                            dataclasses.replace(boot_options, on_rollout=progress.on_rollout))
     tasks = Tasks(task, boot)
+    # Where rollouts run (docs/cluster.md): the engine gets the executor's tasks; what they bring back is
+    # accounted on these local ones (progress, usage, traces for per-predictor feedback, best outputs).
+    executor = spec.executor or LocalExecutor()
+    running = Tasks(executor.task(task), None if boot is None else executor.task(boot))
     if tracking is not None:
         tracking.start(spec.method, spec.config.to_dict())
     failed = True
     try:
-        outcome = run_coroutine(lambda: spec.search(tasks, progress))
+        outcome = run_coroutine(lambda: spec.search(running, progress))
         failed = False
     finally:
         for t in (task, boot):

@@ -190,6 +190,11 @@ class ProgramTask:
 
     def _run_sync(self, program: dspy.Module, key: str, index: int) -> Rollout:
         rollout, record = run_program(program, self.examples[index], index, self.settings)
+        self._remember(key, index, rollout, record)
+        return rollout
+
+    def _remember(self, key: str, index: int, rollout: Rollout, record: RunRecord) -> None:
+        """Account for a finished run: counters, the run kept for later feedback, progress, max_errors."""
         with self._lock:
             self.rollouts_run += 1
             self.usage = self.usage + rollout.usage
@@ -210,7 +215,24 @@ class ProgramTask:
         if failed and limit is not None and errors >= limit:
             raise TooManyErrors(f"{errors} program runs raised, reaching max_errors={limit}; the run stops "
                                 f"(last: {rollout.error.detail[:300] if rollout.error else ''})")
-        return rollout
+
+    # -- rollouts run in another process (rollouts_dspy/executors) -------------------------------------------
+    def take_run(self, key: str, index: int) -> Any:
+        """Where the rollout ran: what its run left behind, to send to the process that asked for it (and
+        forget here): the Prediction and the trace, with the trace's predictor names (None if not kept)."""
+        with self._lock:
+            record = self._runs.pop((key, index), None) or self._kept_runs.pop((key, index), None)
+        if record is None:
+            return None
+        return record.prediction, record.trace, [record.names.get(id(p)) for p, _, _ in record.trace]
+
+    def import_run(self, key: str, index: int, rollout: Rollout, run: Any) -> None:
+        """In the process that asked: a rollout that ran elsewhere, accounted as if it had run here (`run` as
+        take_run gave it; None when nothing came back), so per-predictor feedback, kept predictions, progress,
+        usage and max_errors see it."""
+        prediction, trace, names = run if run is not None else (None, [], [])
+        by_id = {id(entry[0]): name for entry, name in zip(trace, names, strict=True) if name is not None}
+        self._remember(key, index, rollout, RunRecord(self.examples[index], prediction, list(trace), by_id))
 
     def _feedback_sync(self, key: str, rollouts: list[Rollout], component: str) -> list[Rollout]:
         out = []

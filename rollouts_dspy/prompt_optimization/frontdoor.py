@@ -15,6 +15,7 @@ from typing import Any
 
 from ..dtypes import Endpoint, ScoreFn
 from ..errors import ConfigError
+from ..executors import Executor, resolve_executor
 from ..llm import LLMSession, check_api_keys, check_priced
 from ..runtime import RunContext
 from .events import LinePrinter, Reporter
@@ -74,6 +75,7 @@ async def run_template_search(
     reporter: Reporter | None,
     progress: bool,
     optimize_user_template: bool = False,
+    executor: Executor | str | None = None,
 ) -> OptimizationResult:
     """The pipeline behind run_gepa/run_mipro (see the module doc). `optimize_user_template`: the template's
     user_template is a second component of the candidates (GEPA's opt-in)."""
@@ -82,6 +84,7 @@ async def run_template_search(
     if not isinstance(config, method.config_type):
         raise ConfigError(f"config must be a {method.config_type.__name__}, but got {type(config).__name__}")
     owner = method.config_type.__name__
+    executor = resolve_executor(executor)
     preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
               val_seeds=config.val_seeds, owner=owner, stacklevel=4)
     check_api_keys(endpoint, optimizer_endpoint)
@@ -91,6 +94,7 @@ async def run_template_search(
     session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
     task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
                               environment_factory=environment_factory, optimize_user_template=optimize_user_template)
+    task = executor.task(task)  # local: unchanged; Ray: rollouts run on the cluster, decisions stay here
     model: LanguageModel = EndpointModel(optimizer_endpoint, session, method.model_role)
     context = RunContext(
         fingerprint=world_fingerprint(initial_template, dataset, endpoint, optimizer_endpoint,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...dtypes import Endpoint, ScoreFn
+from ...executors import Executor
 from ...llm import LLMSession
 from ..events import Reporter
 from ..frontdoor import Method, run_template_search
@@ -34,18 +35,20 @@ async def run_gepa(
     *,
     reporter: Reporter | None = None,
     progress: bool = True,
+    executor: Executor | str | None = None,
 ) -> OptimizationResult:
     """Optimize `initial_template.system` with GEPA (docs/gepa.md).
 
     Rollouts run on `endpoint` (through the agent loop when `environment_factory` is given, a fresh environment
     per sample); reflective mutations (and LLM merges) on `mutation_endpoint`. Progress: one line per generation
     on stderr by default; pass `reporter` to receive the events yourself, or `progress=False` for silence.
+    `executor` ("local", "ray" or e.g. RayExecutor(address=...)) says where rollouts run (docs/cluster.md).
     Everything is validated before the first LLM call.
     """
     user_template = isinstance(config, GEPAConfig) and config.optimize_user_template
     return await run_template_search(GEPA, initial_template, config, dataset, endpoint, mutation_endpoint, score_fn,
                                       environment_factory, reporter=reporter, progress=progress,
-                                      optimize_user_template=user_template)
+                                      optimize_user_template=user_template, executor=executor)
 
 
 async def mutate_template(

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...dtypes import Endpoint, ScoreFn
+from ...executors import Executor
 from ...errors import ConfigError
 from ...llm import LLMSession
 from ...runtime import Budget, Runtime
@@ -40,13 +41,15 @@ async def run_mipro(
     *,
     reporter: Reporter | None = None,
     progress: bool = True,
+    executor: Executor | str | None = None,
 ) -> OptimizationResult:
     """Optimize the system prompt and few-shot demos of `initial_template` with MIPRO (docs/mipro.md).
 
     Progress goes to `reporter` (events); without one, one line per trial is printed to stderr unless
-    `progress=False`. Dataset, seeds, template and score_fn are checked before any LLM call."""
+    `progress=False`. `executor` ("local", "ray" or e.g. RayExecutor(address=...)) says where rollouts run
+    (docs/cluster.md). Dataset, seeds, template and score_fn are checked before any LLM call."""
     return await run_template_search(MIPRO, initial_template, config, dataset, endpoint, proposer_endpoint, score_fn,
-                                     environment_factory, reporter=reporter, progress=progress)
+                                     environment_factory, reporter=reporter, progress=progress, executor=executor)
 
 
 def _check_count(name: str, value: Any, low: int) -> None:
