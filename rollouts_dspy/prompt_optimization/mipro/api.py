@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...dtypes import Endpoint, ScoreFn
-from ...executors import Executor
 from ...errors import ConfigError
+from ...executors import Executor
 from ...llm import LLMSession
 from ...runtime import Budget, Runtime
 from ..events import Reporter
