@@ -38,7 +38,9 @@ from rollouts_dspy.io import save_result
 
 method, directory, base_url = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 server = types.SimpleNamespace(base_url=base_url)
-result = asyncio.run(run(method, server, config_for(method, directory, **LONGER[method])))
+# No faults here: a generous timeout, so a loaded machine never turns a slow answer into a retried request.
+result = asyncio.run(run(method, server, config_for(method, directory, **LONGER[method]),
+                         endpoint_overrides={"timeout": 10.0}))
 save_result(result, directory / "result.json")
 print("done", flush=True)
 """
@@ -62,7 +64,8 @@ def comparable(result) -> tuple:
 async def test_sigkill_mid_run_then_resume_loses_and_reruns_nothing(method, tmp_path):
     script = write_script(tmp_path / "runner.py", RUNNER)
     with ScriptedServer() as clean:
-        full = await run(method, clean, config_for(method, None, **LONGER[method]))
+        full = await run(method, clean, config_for(method, None, **LONGER[method]),
+                         endpoint_overrides={"timeout": 10.0})
         uninterrupted = task_requests(clean)
 
     work = tmp_path / "run"
