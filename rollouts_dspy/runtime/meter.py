@@ -19,6 +19,14 @@ from ..dtypes import Usage
 __all__ = ["Meter", "RoleUsage", "Spend"]
 
 
+def _priced(usage: Usage) -> bool | None:
+    """Whether a piece of work's price is known: True, False (it made calls at an unknown price) or None (it made
+    no call, so it says nothing)."""
+    if usage.cost_usd is not None:
+        return True
+    return False if usage.calls else None
+
+
 @dataclass
 class RoleUsage:
     calls: int = 0
@@ -33,11 +41,8 @@ class RoleUsage:
         self.calls += usage.calls
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
-        if usage.cost_usd is None:
-            if usage.calls:
-                self.cost_known = False
-        else:
-            self.cost_usd += usage.cost_usd
+        self.cost_usd += usage.cost_usd or 0.0
+        self.cost_known = self.cost_known and _priced(usage) is not False
         self.failures += int(failed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,11 +64,8 @@ class Spend:
     def add(self, usage: Usage, *, rollouts: int = 0) -> None:
         self.rollouts += rollouts
         self.tokens += usage.total_tokens
-        if usage.cost_usd is None:
-            if usage.calls:
-                self.cost_known = False
-        else:
-            self.cost_usd += usage.cost_usd
+        self.cost_usd += usage.cost_usd or 0.0
+        self.cost_known = self.cost_known and _priced(usage) is not False
 
     @property
     def cost(self) -> float | None:

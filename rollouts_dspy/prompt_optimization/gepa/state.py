@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ...dtypes import Usage
+from ...runtime.meter import Spend
 from ..protocols import Rollout
 from ..types import Candidate, CandidateRecord, GenerationStats, mean_of
 
@@ -61,28 +61,6 @@ class Entry:
             val_objectives=dict(sorted(self.objectives.get("val", {}).items())),
             compared_at=self.compared_at,
         )
-
-
-@dataclass
-class Spend:
-    """What the told steps used, each (candidate, sample) rollout and each answer counted once (deterministic)."""
-
-    rollouts: int = 0
-    tokens: int = 0
-    cost_usd: float = 0.0
-    cost_known: bool = True
-
-    def add(self, usage: Usage, rollouts: int = 0) -> None:
-        self.rollouts += rollouts
-        self.tokens += usage.total_tokens
-        if usage.cost_usd is None:
-            self.cost_known = self.cost_known and not usage.calls
-        else:
-            self.cost_usd += usage.cost_usd
-
-    @property
-    def cost(self) -> float | None:
-        return self.cost_usd if self.cost_known else None
 
 
 @dataclass
