@@ -59,7 +59,7 @@ def load_examples(path: Path) -> list[dspy.Example]:
 
 
 def write_demo_csv(path: Path) -> None:
-    rows = generate_intent_queries(60, seed=7)
+    rows = generate_intent_queries(160, seed=7)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["query", "intent"])
         writer.writeheader()
@@ -127,7 +127,7 @@ def main() -> None:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         write_demo_csv(data_dir / "intents.csv")
         examples = load_examples(data_dir / "intents.csv")
-        train_set, val_set, test_set = examples[:20], examples[20:40], examples[40:]
+        train_set, val_set, test_set = examples[:60], examples[60:100], examples[100:]
 
         program = dspy.ChainOfThought(Classify)
         print(f"unoptimized test accuracy: {accuracy(program, test_set):.1f}%")

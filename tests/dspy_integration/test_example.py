@@ -21,6 +21,10 @@ def test_the_drop_in_example_runs_offline(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "candidates:" in done.stdout and "optimized test accuracy" in done.stdout
+    lines = {line.split(":")[0]: line for line in done.stdout.splitlines() if "test accuracy:" in line}
+    before = float(lines["unoptimized test accuracy"].split(":")[1].strip(" %"))
+    after = float(lines["optimized test accuracy"].split(":")[1].strip(" %"))
+    assert after > before  # the search learned something (33.3% -> 53.3% offline today)
     program = dspy.ChainOfThought("query -> intent")
     program.load(str(saved))
     assert json.loads(saved.read_text())  # a DSPy program state file
