@@ -9,7 +9,7 @@ server process.
 
 Specs come in two kinds: `messages` (the prompt prefix a rollouts/gepa contender sends before the sample's user
 message: system prompt and demo turns) and `dspy` (instructions and demos per predictor of the DSPy student).
-Results are cached on disk by (world, spec content, rows), so identical prompts are evaluated once per preset.
+Results are cached in memory by (world, spec content, rows), so identical prompts are evaluated once per worker.
 """
 
 from __future__ import annotations
@@ -44,26 +44,15 @@ def _to_messages(prefix: list[dict[str, Any]]):
 
 
 class HeldOutEvaluator:
-    def __init__(self, world: World, base_url: str, *, concurrency: int = 8, cache_file: Path | None = None) -> None:
+    _CACHE: dict[str, float] = {}  # per worker process
+
+    def __init__(self, world: World, base_url: str, *, concurrency: int = 8) -> None:
         self.world = world
         self.base_url = base_url
         self.concurrency = concurrency
-        self.cache_file = cache_file
         rows = json.dumps(list(world.val), sort_keys=True, default=str)
         self.rows_key = hashlib.sha256(rows.encode()).hexdigest()[:12]
-        self.cache: dict[str, float] = {}
-        if cache_file is not None and cache_file.exists():
-            try:
-                self.cache = json.loads(cache_file.read_text())
-            except ValueError:
-                self.cache = {}
-
-    def save(self) -> None:
-        if self.cache_file is not None:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.cache))
-            tmp.replace(self.cache_file)
+        self.cache = self._CACHE
 
     def score(self, spec: dict[str, Any]) -> float:
         key = f"{self.world.name}:{self.rows_key}:{spec_key(spec)}"

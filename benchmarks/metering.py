@@ -46,14 +46,26 @@ class Meter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.position: Callable[[], int] | None = None
+        self.started: Callable[[], bool] | None = None
         self.reset()
 
     def reset(self) -> None:
         self.metric_calls = 0
+        self.probes = 0
+        self._running = False
         self.log = CandidateLog()
 
     def count(self) -> int:
-        """Book one metric call; returns the new total."""
+        """Book one metric call; returns the total. A call made before the run's first task-model request is a
+        probe, not a rollout (the rollouts front door calls the score_fn once on an empty answer to check its
+        return type before any LLM call), so it is booked as `probes` instead; `started` says whether the server
+        has seen a task request yet."""
+        if not self._running and self.started is not None:
+            if not self.started():
+                with self._lock:
+                    self.probes += 1
+                    return self.metric_calls
+            self._running = True
         with self._lock:
             self.metric_calls += 1
             return self.metric_calls

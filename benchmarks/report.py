@@ -1,10 +1,12 @@
-"""Aggregation over seeds, the targets of issue 6 judged from the measurements, the printed table and
-BENCHMARKS.md. Pure functions of the results JSON (so BENCHMARKS.md can be regenerated from it:
-`python -m benchmarks.report benchmarks/results/full.json`)."""
+"""Aggregation over seeds, the tables, and BENCHMARKS.md. Pure functions of the stored runs, so the report can be
+rebuilt from a results file alone: `python -m benchmarks.run --preset full --report-only --markdown`.
+
+Only REPORT seeds (0-5) are aggregated for a reporting preset; the tuning preset aggregates its own seeds and is
+never written to BENCHMARKS.md.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -13,7 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "markdown", "print_tables", "summarize", "write_markdown"]
+from .goals import goal_tables, latency_table
+from .presets import REPORT_SEEDS, Preset
+
+__all__ = ["build", "environment", "markdown", "print_tables", "write_markdown"]
 
 _PACKAGES = ("rollouts-dspy", "dspy", "gepa", "optuna", "litellm")
 
@@ -33,182 +38,213 @@ def environment() -> dict[str, Any]:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "memory_gb": mem_gb, "python": sys.version.split()[0],
-            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(), "versions": versions}
+            "platform": platform.platform(), "versions": versions}
 
 
-def _mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
+def mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.fmean(kept) if kept else None
 
 
-def _to_reach(discoveries: list[list[float]], threshold: float) -> int | None:
-    """Rollouts spent when the search first ran a candidate scoring >= threshold on the held-out rows."""
-    hits = [r for r, score in sorted(discoveries) if score >= threshold - 1e-12]
-    return int(hits[0]) if hits else None
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _group(runs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault((r["world"], r["contender"]), []).append(r)
-    return groups
+CELL = ("suite", "world", "budget", "contender")
 
 
-def _row(world: str, name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in runs if "error" not in r]
-    row: dict[str, Any] = {"world": world, "contender": name, "kind": runs[0].get("kind"),
-                           "ours": runs[0].get("ours"), "seeds": len(ok), "errors": [r["error"] for r in runs
-                                                                                    if "error" in r]}
+    first = runs[0]
+    row: dict[str, Any] = {k: first.get(k) for k in (*CELL, "kind", "ours", "concurrency", "latency")}
+    row.update(seeds=sorted(r["seed"] for r in ok), errors=[f"seed {r['seed']}: {r['error']}" for r in runs
+                                                             if "error" in r],
+               commits=sorted({str(r.get("commit")) for r in runs}),
+               codes=sorted({str(r.get("code_hash")) for r in runs}), runs=ok)
     if not ok:
         return row
-    finals = [r["final_val"] for r in ok]
     calls = [r["task_calls"] + r["reflect_calls"] for r in ok]
-    latency, concurrency = ok[0]["latency"], ok[0]["concurrency"]
-    ideal = [c * latency / concurrency for c in calls]
-    walls = [r["wall_s"] for r in ok]
-    checkpoints = [c["rollouts"] for c in ok[0]["curve"]]
-    curve = []
-    for i, point in enumerate(checkpoints):
-        vals = [r["curve"][i]["val"] for r in ok if r["curve"][i]["val"] is not None]
-        curve.append({"rollouts": point, "val": _mean(vals)})
+    ideal = [c * r["latency"] / r["concurrency"] for c, r in zip(calls, ok, strict=True)]
+    gains = [100 * r["gain"] for r in ok]
+    finals = [r["final_val"] for r in ok]
     row.update(
-        final_mean=_mean(finals), final_std=statistics.stdev(finals) if len(finals) > 1 else 0.0,
-        final_min=min(finals), final_max=max(finals), rollouts=_mean([r["rollouts"] for r in ok]),
-        budget=ok[0]["budget"], task_calls=_mean([r["task_calls"] for r in ok]),
-        reflect_calls=_mean([r["reflect_calls"] for r in ok]), tokens=_mean([r["tokens"] for r in ok]),
-        wall_s=_mean(walls), ideal_s=_mean(ideal),
-        efficiency=_mean([i / w for i, w in zip(ideal, walls, strict=False) if w > 0]),
-        cpu_ms_per_rollout=_mean([r["cpu_ms_per_rollout"] for r in ok]),
-        peak_rss_mb=max(r["peak_rss_mb"] for r in ok), max_in_flight=max(r.get("max_in_flight") or 0 for r in ok),
-        curve=curve, latency=latency, concurrency=concurrency,
+        start_mean=mean([r["start_val"] for r in ok]), final_mean=mean(finals), final_sd=_sd(finals),
+        gain_mean=mean(gains), gain_sd=_sd(gains), rollouts=mean([r["rollouts"] for r in ok]),
+        rollouts_max=max(r["rollouts"] for r in ok), task_calls=mean([r["task_calls"] for r in ok]),
+        task_calls_max=max(r["task_calls"] for r in ok), reflect_calls=mean([r["reflect_calls"] for r in ok]),
+        wall_s=mean([r["wall_s"] for r in ok]), rounds=mean([r.get("rounds") for r in ok]),
+        efficiency=mean([i / r["wall_s"] for i, r in zip(ideal, ok, strict=True) if r["wall_s"] > 0]),
+        cpu_ms_per_task_call=mean([r.get("cpu_ms_per_task_call") for r in ok]),
+        cpu_ms_per_rollout=mean([r.get("cpu_ms_per_rollout") for r in ok]),
+        peak_rss_mb=max(r["peak_rss_mb"] for r in ok),
+        over_budget=sum(1 for r in ok if r["rollouts"] > r["budget"]),
+        curve=[{"rollouts": c["rollouts"], "val": mean([r["curve"][i]["val"] for r in ok])}
+               for i, c in enumerate(ok[0]["curve"])],
     )
     return row
 
 
-def _target(name: str, met: bool | None, measured: str, note: str = "") -> dict[str, Any]:
-    return {"target": name, "met": met, "measured": measured, "note": note}
-
-
-def _fmt(x: float | None, spec: str = ".3f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def _targets(rows: dict[tuple[str, str], dict[str, Any]], runs: list[dict[str, Any]],
-             scale: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    world = "banking77"
-
-    def get(name: str) -> dict[str, Any] | None:
-        row = rows.get((world, name))
-        return row if row and row.get("final_mean") is not None else None
-
-    for ours, peers in (("run_gepa", ("dspy.GEPA", "gepa.optimize")), ("RolloutsGEPA", ("dspy.GEPA", "gepa.optimize")),
-                        ("run_mipro", ("dspy.MIPROv2",)), ("RolloutsMIPRO", ("dspy.MIPROv2",))):
-        for peer in peers:
-            a, b = get(ours), get(peer)
-            met = None if a is None or b is None else a["final_mean"] >= b["final_mean"] - 1e-12
-            out.append(_target(f"{ours} final val >= {peer} (mean of seeds, {world})", met,
-                               f"{_fmt(a and a['final_mean'])} vs {_fmt(b and b['final_mean'])}"))
-    peer = get("dspy.GEPA")
-    for ours in ("run_gepa", "RolloutsGEPA"):
-        a = get(ours)
-        if a is None or peer is None:
-            out.append(_target(f"{ours} reaches dspy.GEPA's final val with <= 1/2 its rollouts", None, "n/a"))
-            continue
-        reach = [_to_reach(r.get("discoveries", []), peer["final_mean"]) for r in runs
-                 if r.get("contender") == ours and r.get("world") == world and "error" not in r]
-        reached = [x for x in reach if x is not None]
-        mean_reach = _mean(reached) if len(reached) == len(reach) else None
-        met = mean_reach is not None and mean_reach <= peer["rollouts"] / 2
-        out.append(_target(f"{ours} reaches dspy.GEPA's final val with <= 1/2 its rollouts", met,
-                           f"reached {peer['final_mean']:.3f} at {reach} rollouts; dspy.GEPA used "
-                           f"{peer['rollouts']:.0f}"))
-        met = a["wall_s"] <= peer["wall_s"] / 2
-        out.append(_target(f"{ours} wall time <= 1/2 of dspy.GEPA's (same budget, latency, concurrency)", met,
-                           f"{a['wall_s']:.1f}s vs {peer['wall_s']:.1f}s"))
-    for row in rows.values():
-        if row.get("ours") and row.get("efficiency") is not None:
-            out.append(_target(f"{row['contender']} efficiency >= 0.8 at concurrency {row['concurrency']} "
-                               f"({row['world']})", row["efficiency"] >= 0.8, f"{row['efficiency']:.2f}"))
-            out.append(_target(f"{row['contender']} CPU <= 5 ms per rollout, litellm included ({row['world']})",
-                               row["cpu_ms_per_rollout"] <= 5.0, f"{row['cpu_ms_per_rollout']:.2f} ms"))
-    biggest = [s for s in scale if "error" not in s and s.get("samples") == max(
-        (x.get("samples") or 0 for x in scale), default=None)]
-    for s in biggest:
-        out.append(_target(f"peak memory < 500 MB, {s['engine']} at {s['samples']} samples, population "
-                           f"{s['population']}", s["peak_rss_mb"] < 500, f"{s['peak_rss_mb']:.0f} MB"))
-    return out
-
-
-def summarize(data: dict[str, Any]) -> dict[str, Any]:
-    groups = _group(data["runs"])
-    rows = {key: _row(*key, runs) for key, runs in groups.items()}
-    return {"summary": list(rows.values()), "targets": _targets(rows, data["runs"], data.get("scale", []))}
+def build(preset: Preset, records: list[dict[str, Any]], skipped: list[dict[str, Any]],
+          seconds: float | None) -> dict[str, Any]:
+    """The report data: the preset's runs (report seeds only, unless tuning), rows per cell, goal tables."""
+    suites = {s.name: s for s in preset.suites}
+    seeds_ok = (lambda s: True) if preset.tuning else (lambda s: s in REPORT_SEEDS)
+    runs = [r for r in records if r.get("mode") is None and r.get("suite") in suites and seeds_ok(r.get("seed"))
+            and r.get("world") in suites[r["suite"]].worlds and r.get("budget") in suites[r["suite"]].budgets]
+    scale = [r for r in records if r.get("mode") == "scale"]
+    overhead = next((r for r in records if r.get("mode") == "overhead"), None)
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(tuple(r.get(k) for k in CELL), []).append(r)
+    rows = [_row(sorted(g, key=lambda r: r["seed"])) for g in groups.values()]
+    rows.sort(key=lambda r: (r["suite"], r["world"], r["budget"], not r.get("ours"), r["contender"]))
+    data = {"preset": preset.name, "tuning": preset.tuning, "environment": environment(), "seconds": seconds,
+            "suites": {n: vars(s) for n, s in suites.items()}, "runs": runs, "rows": rows, "skipped": skipped,
+            "scale": scale, "overhead": overhead, "commits": sorted({str(r.get("commit")) for r in runs})}
+    data["goals"] = goal_tables(data)
+    data["latency"] = latency_table(data)
+    return data
 
 
 # -- rendering -----------------------------------------------------------------------------------------------------
-_HEAD = ("world", "contender", "final val (mean ± sd, seeds)", "rollouts / budget", "task calls", "reflect calls",
-         "tokens", "wall s", "ideal s", "efficiency", "CPU ms/rollout", "peak MB")
+def fmt(x: float | None, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
 
 
-def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
+_RESULT_HEAD = ("suite", "world", "budget", "contender", "seeds run", "start", "held-out final (mean ± sd)",
+                "gain pts (mean ± sd)", "task calls (mean / max)", "reflect calls", "wall s", "rounds",
+                "efficiency", "CPU ms / task call", "peak MB", "code")
+
+
+def _result_cells(row: dict[str, Any]) -> list[str]:
     name = row["contender"] + (" (ours)" if row.get("ours") else "")
+    head = [row["suite"], row["world"], str(row["budget"]), name]
     if row.get("final_mean") is None:
         why = "; ".join(row.get("errors") or []) or row.get("reason", "")
-        return (row["world"], name, f"n/a: {why}", *[""] * (len(_HEAD) - 3))
-    return (row["world"], name, f"{row['final_mean']:.3f} ± {row['final_std']:.3f} ({row['seeds']})",
-            f"{row['rollouts']:.0f} / {row['budget']}", f"{row['task_calls']:.0f}", f"{row['reflect_calls']:.0f}",
-            f"{row['tokens']:.0f}", f"{row['wall_s']:.1f}", f"{row['ideal_s']:.1f}", f"{row['efficiency']:.2f}",
-            f"{row['cpu_ms_per_rollout']:.2f}", f"{row['peak_rss_mb']:.0f}")
+        return [*head, "0", f"n/a: {why[:300]}", *[""] * (len(_RESULT_HEAD) - 6)]
+    over = f" ({row['over_budget']} over budget)" if row["over_budget"] else ""
+    return [*head, ",".join(map(str, row["seeds"])), fmt(row["start_mean"]),
+            f"{row['final_mean']:.3f} ± {row['final_sd']:.3f}", f"{row['gain_mean']:+.1f} ± {row['gain_sd']:.1f}",
+            f"{row['task_calls']:.0f} / {row['task_calls_max']:.0f}{over}", f"{row['reflect_calls']:.0f}",
+            f"{row['wall_s']:.1f}", fmt(row["rounds"], ".0f"), fmt(row["efficiency"], ".2f"),
+            fmt(row["cpu_ms_per_task_call"], ".2f"), f"{row['peak_rss_mb']:.0f}",
+            " ".join(row["codes"]) + (" (MIXED)" if len(row["codes"]) > 1 else "")]
 
 
-def _all_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = list(data["summary"])
-    for s in data.get("skipped", []):
-        rows.append({"world": s["world"], "contender": s["contender"], "ours": s.get("ours"), "reason": s["reason"]})
-    return sorted(rows, key=lambda r: (r["world"], not r.get("ours"), r["contender"]))
+def _skipped_cells(s: dict[str, Any]) -> list[str]:
+    return [s.get("suite", ""), s["world"], str(s.get("budget", "")), s["contender"], "0", f"n/a: {s['reason']}",
+            *[""] * (len(_RESULT_HEAD) - 6)]
+
+
+def _breakdown_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["world", "budget", "contender", "initial eval", "minibatches", "full evals", "validation", "other",
+            "children (fully evaluated)", "reflections", "stop", "settings the defaults chose"]
+    body = []
+    for row in data["rows"]:
+        parts = [r.get("extra", {}).get("breakdown") for r in row.get("runs", [])]
+        parts = [p for p in parts if p]
+        if row["kind"] != "gepa" or not parts or row["suite"] != "quality":
+            continue
+        if any("unknown" in p for p in parts):
+            body.append([row["world"], str(row["budget"]), row["contender"],
+                         f"n/a: {next(p['unknown'] for p in parts if 'unknown' in p)}", *[""] * (len(head) - 4)])
+            continue
+
+        def avg(key: str, parts: list[dict[str, Any]] = parts) -> str:
+            return fmt(mean([p.get(key) for p in parts]), ".0f")
+
+        extra = row["runs"][0].get("extra", {})
+        stops = sorted({str(r.get("extra", {}).get("stop_reason")) for r in row["runs"]} - {"None"})
+        settings = ", ".join(f"{k}={v}" for k, v in (extra.get("settings") or {}).items() if v is not None)
+        ours = "children" in parts[0]
+        # the peers report full evaluations of the valset (the trainset here) counting the seed candidate's
+        children = f"{avg('children')} ({avg('full_children')})" if ours else (
+            f"{avg('candidates')} - 1 seed ({avg('full_evaluations')} - 1)")
+        initial = avg("initial") if ours else "in full evals"
+        body.append([row["world"], str(row["budget"]), row["contender"], initial, avg("minibatch"),
+                     avg("full"), avg("validation"), avg("other"), children, fmt(row["reflect_calls"], ".0f"),
+                     "/".join(stops), settings])
+    return head, body
+
+
+def _mipro_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["world", "budget", "contender", "task calls (mean)", "proposer calls", "trials run", "stop",
+            "settings the defaults chose"]
+    body = []
+    for row in data["rows"]:
+        if row["kind"] != "mipro" or not row.get("runs") or row["suite"] != "quality":
+            continue
+        extras = [r.get("extra", {}) for r in row["runs"]]
+        stops = sorted({str(e.get("stop_reason")) for e in extras} - {"None"})
+        settings = ", ".join(f"{k}={v}" for k, v in (extras[0].get("settings") or {}).items() if v is not None)
+        body.append([row["world"], str(row["budget"]), row["contender"], fmt(row["task_calls"], ".0f"),
+                     fmt(row["reflect_calls"], ".0f"), fmt(mean([e.get("generations_run") for e in extras]), ".0f"),
+                     "/".join(stops), settings])
+    return head, body
 
 
 def _curve_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    rows = [r for r in _all_rows(data) if r.get("curve")]
-    points = sorted({c["rollouts"] for r in rows for c in r["curve"]})
-    head = ["world", "contender", *[f"@{p}" for p in points]]
-    body = []
-    for r in rows:
-        by = {c["rollouts"]: c["val"] for c in r["curve"]}
-        body.append([r["world"], r["contender"], *[_fmt(by[p]) if p in by else "" for p in points]])
+    rows = [r for r in data["rows"] if r.get("curve") and r["suite"] == "quality"]
+    head = ["world", "budget", "contender", "@10%", "@25%", "@50%", "@75%", "@100%"]
+    body = [[r["world"], str(r["budget"]), r["contender"], *[fmt(c["val"]) for c in r["curve"]]] for r in rows]
     return head, body
 
 
 def _scale_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     head = ["engine", "samples", "population", "rollouts (cap)", "wall s", "CPU ms/rollout", "peak MB", "stopped by"]
     body = []
-    for s in data.get("scale", []):
+    for s in sorted(data.get("scale", []), key=lambda s: (str(s.get("engine")), s.get("samples") or 0,
+                                                          s.get("population") or 0)):
         if "error" in s:
             body.append([str(s.get("engine")), str(s.get("samples")), str(s.get("population")), "error",
                          s["error"][:60], "", "", ""])
             continue
         body.append([s["engine"], str(s["samples"]), str(s["population"]), f"{s['rollouts']} ({s['cap']})",
-                     f"{s['wall_s']:.1f}", _fmt(s["cpu_ms_per_rollout"], ".2f"), f"{s['peak_rss_mb']:.0f}",
+                     f"{s['wall_s']:.1f}", fmt(s["cpu_ms_per_rollout"], ".2f"), f"{s['peak_rss_mb']:.0f}",
                      s["stop_reason"]])
     return head, body
+
+
+def _validation_table() -> tuple[list[str], list[list[str]]]:
+    from . import contenders as registry
+
+    return ["contender", "validation, given only the training rows"], [
+        [name, registry.get(name).validation] for name in registry.all_names()]
+
+
+def _audit_table() -> tuple[list[str], list[list[str]]]:
+    import json
+
+    from .audit import RESULT, audit_table
+
+    if not RESULT.exists():
+        return [], []
+    return audit_table(json.loads(RESULT.read_text()))
+
+
+def tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    results = [_result_cells(r) for r in data["rows"]] + [_skipped_cells(s) for s in data["skipped"]]
+    out = [(title, head, body) for title, head, body in data["goals"]]
+    out += [("Wall time against latency per call (dependent rounds; 0.5 s and 2 s projected from rounds)",
+             *data["latency"]),
+            ("Results (mean over seeds)", list(_RESULT_HEAD), results),
+            ("Where the GEPA budget goes (rollouts, mean over seeds; quality suite)", *_breakdown_table(data)),
+            ("MIPRO runs: what the budget bought (quality suite)", *_mipro_table(data)),
+            ("Held-out score of the best prompt run so far, by fraction of the budget spent (mean over seeds)",
+             *_curve_table(data)),
+            ("How each contender validates", *_validation_table()),
+            ("Scripted-world audit: the same evidence through each optimizer's own request "
+             "(`python -m benchmarks.audit`)", *_audit_table()),
+            ("Scale (latency 0)", *_scale_table(data))]
+    return [t for t in out if t[2]]
 
 
 def print_tables(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=200)
-    tables = [("Results", list(_HEAD), [list(_summary_cells(r)) for r in _all_rows(data)]),
-              ("Held-out validation score vs rollouts used (best prompt found so far, mean of seeds)",
-               *_curve_table(data)),
-              ("Scale (latency 0)", *_scale_table(data)),
-              ("Targets", ["target", "met", "measured"],
-               [[t["target"], {True: "yes", False: "NO", None: "n/a"}[t["met"]], t["measured"]]
-                for t in data["targets"]])]
-    for title, head, body in tables:
-        if not body:
-            continue
+    console = Console(width=220)
+    for title, head, body in tables(data):
         table = Table(title=title)
         for column in head:
             table.add_column(column)
@@ -223,50 +259,38 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _intents(setup: dict[str, Any]) -> str:
-    return f" (queries of the {setup['n_intents']} most frequent intents)" if setup.get("n_intents") else ""
+def _settings_line(data: dict[str, Any]) -> str:
+    from .worlds import WORLDS
+
+    parts = []
+    for name, s in data["suites"].items():
+        worlds = "; ".join(f"`{w}` ({WORLDS[w].describe()})" for w in s["worlds"])
+        parts.append(f"- **{name}**: {worlds}; budgets {list(s['budgets'])} task calls; seeds {list(s['seeds'])}; "
+                     f"{s['concurrency']} in flight; {s['latency']} s simulated latency per call.")
+    return "\n".join(parts)
 
 
 def markdown(data: dict[str, Any], notes: str = "") -> str:
     env = data["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    settings = data["settings"]
-    worlds = "; ".join(f"{k}{_intents(v)}: {v['n_train']} train / {v['n_dev']} dev / {v['n_val']} held-out rows, "
-                       f"budget {v['budget']} rollouts" for k, v in settings["worlds"].items())
+    total = "" if data["seconds"] is None else f" This invocation ran {data['seconds'] / 60:.0f} min."
     parts = [
-        "# Benchmarks",
-        "",
-        "Generated by the harness in `benchmarks/` (do not edit the tables by hand). Reproduce with:",
-        "",
-        f"    {data['command']}",
-        "",
+        "# Benchmarks", "",
+        "Generated by the harness in `benchmarks/` from its results file (do not edit the tables by hand). "
+        "Reproduce with:", "",
+        f"    python -m benchmarks.run --preset {data['preset']}", "",
         f"Machine: {env['nproc']} cores, {env['memory_gb']} GB, {env['platform']}, Python {env['python']}. "
-        f"Versions: {versions}. Total run time: {data['total_seconds']:.0f} s.",
-        "",
-        f"Settings: seeds {settings['seeds']}, simulated latency {settings['latency']} s per call, concurrency "
-        f"{settings['concurrency']} for every contender; {worlds}.",
-        "",
-        "## Results",
-        "",
-        _md_table(list(_HEAD), [list(_summary_cells(r)) for r in _all_rows(data)]),
-        "",
-        "## Held-out validation score against rollouts used",
-        "",
-        "Best held-out score among the candidates a contender had run by that many rollouts (mean over seeds).",
-        "",
-        _md_table(*_curve_table(data)),
-        "",
-        "## Scale",
-        "",
-        _md_table(*_scale_table(data)),
-        "",
-        "## Targets",
-        "",
-        _md_table(["target", "met", "measured"],
-                  [[t["target"], {True: "yes", False: "**no**", None: "n/a"}[t["met"]], t["measured"]]
-                   for t in data["targets"]]),
-        "",
+        f"Versions: {versions}. Code measured: commit(s) {', '.join(data['commits']) or 'n/a'} (the `code` column "
+        f"is a hash of the measured code; a stored run is reused only for the same hash).{total}", "",
+        "Suites (every contender of a cell gets the same rows, budget, concurrency and latency):", "",
+        _settings_line(data), "",
+        f"Seeds: the tables report seeds {list(REPORT_SEEDS)} only. Settings may be tuned on seeds 100-105 "
+        "(`--preset tuning`, stored apart and never reported here); a seed draws the world's training and held-out "
+        "rows as well as the optimizer's randomness. Gains are held-out points over the contender's own weak start "
+        "(the same instruction in its own prompt format), per seed, then averaged.", "",
     ]
+    for title, head, body in tables(data):
+        parts += [f"## {title}", "", _md_table(head, body), ""]
     if notes:
         parts += [notes.strip(), ""]
     return "\n".join(parts)
@@ -276,10 +300,3 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
     notes_file = Path(__file__).resolve().parent / "NOTES.md"
     notes = notes_file.read_text() if notes_file.exists() else ""
     path.write_text(markdown(data, notes))
-
-
-if __name__ == "__main__":
-    source = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "full.json")
-    loaded = json.loads(source.read_text())
-    print_tables(loaded)
-    write_markdown(loaded, Path(__file__).resolve().parents[1] / "BENCHMARKS.md")

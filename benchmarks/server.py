@@ -1,7 +1,8 @@
 """The scripted server in a subprocess: its CPU is not the optimizer's, so it must not count as ours.
 
-`ServerProcess(latency=..., labels_file=...)` starts `python -m rollouts_dspy.testing.server --port 0`, reads the
-base URL it prints, and offers `stats()` / `reset()` over HTTP (GET /stats, POST /reset).
+`ServerProcess(latency=..., labels_file=...)` starts `python -m benchmarks.metered_server --port 0` (the scripted
+server plus the critical-path meter), reads the base URL it prints, and offers `stats()` / `reset()` over HTTP
+(GET /stats, POST /reset).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ServerProcess", "server_stats", "reset_server"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def server_stats(base_url: str) -> dict[str, Any]:
@@ -33,17 +36,22 @@ def reset_server(base_url: str) -> None:
 class ServerProcess:
     """A context manager around one scripted-server subprocess (127.0.0.1, a free port)."""
 
-    def __init__(self, *, latency: float = 0.0, labels_file: str | Path | None = None) -> None:
+    def __init__(self, *, latency: float = 0.0, labels_file: str | Path | None = None,
+                 capture: str | Path | None = None) -> None:
         self.latency = latency
         self.labels_file = labels_file
+        self.capture = capture
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "rollouts_dspy.testing.server", "--port", "0", "--latency", str(self.latency)]
+        cmd = [sys.executable, "-m", "benchmarks.metered_server", "--port", "0", "--latency", str(self.latency)]
         if self.labels_file is not None:
             cmd += ["--labels", str(self.labels_file)]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if self.capture is not None:
+            cmd += ["--capture", str(self.capture)]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                        cwd=ROOT)
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
         if not line.startswith("http://"):

@@ -1,12 +1,12 @@
-"""One contender's runs in a fresh process: `python -m benchmarks.worker SPEC.json OUT.json`.
+"""One contender's runs in a fresh process: `python -m benchmarks.worker SPEC.json STORE.jsonl`.
 
 A fresh process per contender and world (its seeds run one after another: importing litellm alone costs ~5 s of
 this machine, too much to pay per run) makes peak memory (ru_maxrss: the peak over that contender's seeds) and
 CPU time (process_time deltas around each run) belong to that contender alone; the scripted server runs in its
 own process, so its CPU is not counted. Measured: wall time, CPU, peak RSS around the
-optimizer call; the meter's rollouts and candidate log; the server's requests by model and tokens. After the
-measurement, every logged candidate and the final one are scored on the held-out rows (the curve), outside the
-budget, on the zero-latency evaluation server.
+optimizer call; the meter's rollouts and candidate log; the server's requests by model, tokens and dependent
+rounds. After the measurement, every logged candidate, the final one and the weak start are scored on the
+held-out rows (the curve and the gain), outside the budget.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .contenders import RunContext, get  # noqa: E402
 from .evaluator import HeldOutEvaluator  # noqa: E402
 from .metering import METER  # noqa: E402
 from .server import reset_server, server_stats  # noqa: E402
+from .store import append  # noqa: E402
 from .worlds import make_world  # noqa: E402
 
 
@@ -44,14 +45,21 @@ def curve(log: list[dict[str, Any]], scores: dict[str, float], checkpoints: list
     return out
 
 
+def _calls(stats: dict[str, Any]) -> tuple[int, int]:
+    by_model = stats.get("requests_by_model", {})
+    task = int(by_model.get("scripted-task", 0))
+    return task, sum(int(v) for k, v in by_model.items() if k != "scripted-task")
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    world = make_world(spec["world"], **spec["world_args"])
+    world = make_world(spec["world"], spec["seed"])
     contender = get(spec["contender"])
     ctx = RunContext(world=world, budget=spec["budget"], seed=spec["seed"], latency=spec["latency"],
                      concurrency=spec["concurrency"], base_url=spec["base_url"])
     METER.reset()
+    METER.started = lambda: _calls(server_stats(ctx.base_url))[0] > 0
     if not world.uses_tools:  # one task call per rollout: count rollouts where they are paid, at the server
-        METER.position = lambda: int(server_stats(ctx.base_url)["requests_by_model"].get("scripted-task", 0))
+        METER.position = lambda: _calls(server_stats(ctx.base_url))[0]
     reset_server(ctx.base_url)
     rss_before = _peak_rss_mb()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -60,34 +68,32 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     peak_rss = _peak_rss_mb()
     stats = server_stats(ctx.base_url)
     log = METER.log.to_list()
-    by_model = stats.get("requests_by_model", {})
-    task_calls = int(by_model.get("scripted-task", 0))
-    reflect_calls = sum(int(v) for k, v in by_model.items() if k != "scripted-task")
+    task_calls, reflect_calls = _calls(stats)
     rollouts = METER.metric_calls if world.uses_tools else task_calls
-    evaluator = HeldOutEvaluator(world, spec["eval_url"], concurrency=8,
-                                 cache_file=Path(spec["cache_file"]) if spec.get("cache_file") else None)
+    evaluator = HeldOutEvaluator(world, spec["eval_url"], concurrency=8)
     eval0 = time.perf_counter()
-    scores = {c["key"]: evaluator.score(c["spec"]) for c in log} if spec.get("curve", True) else {}
+    scores = {c["key"]: evaluator.score(c["spec"]) for c in log}
     final = evaluator.score(result.final_spec)
+    start = evaluator.score(contender.start_spec(world))
     discoveries = [[c["rollouts"], scores[c["key"]]] for c in log if c["key"] in scores]
-    evaluator.save()
     return {
-        "contender": contender.name,
-        "world": world.name,
-        "seed": ctx.seed,
-        "budget": ctx.budget,
+        "start_val": start,
         "final_val": final,
+        "gain": final - start,
         "curve": curve(log, scores, spec["checkpoints"]),
         "discoveries": discoveries,
         "rollouts": rollouts,
         "metric_calls": METER.metric_calls,
+        "score_fn_probes": METER.probes,
         "task_calls": task_calls,
         "reflect_calls": reflect_calls,
         "tokens": int(stats.get("prompt_tokens", 0)) + int(stats.get("completion_tokens", 0)),
         "max_in_flight": stats.get("max_in_flight"),
+        "rounds": (stats.get("critical_path") or {}).get("rounds"),
         "wall_s": wall,
         "cpu_s": cpu,
         "cpu_ms_per_rollout": 1000.0 * cpu / rollouts if rollouts else None,
+        "cpu_ms_per_task_call": 1000.0 * cpu / task_calls if task_calls else None,
         "peak_rss_mb": peak_rss,
         "rss_at_start_mb": rss_before,
         "candidates_logged": len(log),
@@ -96,12 +102,15 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _warm_up(eval_url: str) -> None:
-    """Pay the one-time import and first-call costs (litellm, dspy, gepa, optuna) before the clock starts, so CPU
-    per rollout is the optimizer's steady-state cost. The warm-up call goes to the evaluation server."""
+def _warm_up(eval_url: str, *, peers: bool) -> None:
+    """Pay the one-time import and first-call costs (litellm, optuna, and with `peers` dspy and gepa) before the
+    clock starts, so CPU per rollout is the optimizer's steady-state cost. The scale grid measures the rollouts
+    API alone, so it does not import DSPy or gepa (a rollouts user's process does not hold them in memory). The
+    warm-up call goes to the evaluation server."""
     import litellm
 
-    for module in ("dspy", "gepa", "optuna", "rollouts_dspy.prompt_optimization.gepa",
+    modules = ("dspy", "gepa") if peers else ()
+    for module in (*modules, "optuna", "rollouts_dspy.prompt_optimization.gepa",
                    "rollouts_dspy.prompt_optimization.mipro"):
         try:
             __import__(module)
@@ -129,26 +138,36 @@ def _quiet() -> None:
         pass
 
 
+_ID_FIELDS = ("suite", "contender", "world", "budget", "seed", "concurrency", "latency", "kind", "ours", "commit",
+              "code_hash")
+
+
 def _one(spec: dict[str, Any]) -> dict[str, Any]:
+    ident = {k: spec.get(k) for k in _ID_FIELDS}
+    started = time.perf_counter()
     try:
         if spec.get("mode") == "scale":
             from .scale import run_scale
 
-            return run_scale(spec)
-        return run(spec)
+            return {"mode": "scale", "commit": spec.get("commit"), "code_hash": spec.get("code_hash"),
+                    **run_scale(spec)}
+        return {**ident, **run(spec)}
     except Exception as exc:  # noqa: BLE001 - a crashed contender is a row with its error, not a crashed harness
-        return {"contender": spec.get("contender"), "world": spec.get("world"), "seed": spec.get("seed"),
-                "engine": spec.get("engine"), "samples": spec.get("samples"), "population": spec.get("population"),
-                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
+        return {**ident, "mode": spec.get("mode"), "engine": spec.get("engine"), "samples": spec.get("samples"),
+                "population": spec.get("population"), "cap": spec.get("cap"), "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-4000:], "wall_s": time.perf_counter() - started}
 
 
 def main(argv: list[str]) -> int:
-    """SPEC.json holds a list of run specs, run in order; OUT.json gets the list of results."""
+    """SPEC.json holds a list of run specs, run in order; each result is appended to OUT (a JSON-lines file: the
+    results store for benchmark runs) as soon as it is finished."""
     specs = json.loads(Path(argv[0]).read_text())
+    out = Path(argv[1])
     _quiet()
-    _warm_up(specs[0].get("eval_url") or specs[0]["base_url"])
-    out = [_one(spec) for spec in specs]
-    Path(argv[1]).write_text(json.dumps(out, default=str))
+    _warm_up(specs[0].get("eval_url") or specs[0]["base_url"],
+             peers=any(spec.get("mode") != "scale" for spec in specs))
+    for spec in specs:
+        append(out, _one(spec))
     return 0
 
 

@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "OptimizationResult": "rollouts_dspy.prompt_optimization.types",
     "PromptTemplate": "rollouts_dspy.prompt_optimization.types",
     "format_prompt": "rollouts_dspy.prompt_optimization.formatting",
-    "Budget": "rollouts_dspy.prompt_optimization.budget",
+    "Budget": "rollouts_dspy.runtime",
     "EvaluationReport": "rollouts_dspy.prompt_optimization.evaluation",
     "evaluate_detailed": "rollouts_dspy.prompt_optimization.evaluation",
     "evaluate_template": "rollouts_dspy.prompt_optimization.evaluation",

@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rollouts-dspy: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        from .prompt_optimization.evaluation import ProviderUnavailableError
+        from .runtime.errors import ProviderUnavailableError
 
         if not isinstance(exc, ProviderUnavailableError):
             raise
@@ -164,7 +164,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     _check_endpoints(config, optimizer=True, method=args.method, max_cost_usd=method_config.max_cost_usd)
     scoring = (config.score_fn(), config.environment_factory())  # fail on a bad scorer before writing anything
     out.mkdir(parents=True, exist_ok=True)
-    from .prompt_optimization.evaluation import ProviderUnavailableError
+    from .runtime.errors import ProviderUnavailableError
 
     try:
         outcome = _run(args, config, rows, method_config, scoring, out)
@@ -275,8 +275,10 @@ def _interrupted(args: argparse.Namespace, out: Path, state: Path, config: Any) 
     return EXIT_INTERRUPTED
 
 
-def _provider_down(args: argparse.Namespace, out: Path, state: Path, exc: Exception) -> int:
-    """The provider stopped answering: the engine wrote its checkpoint; say so and how to resume (no traceback)."""
+def _provider_down(args: argparse.Namespace, out: Path, state: Path, exc: Any) -> int:
+    """The provider stopped answering: the engine wrote its checkpoint; say so and how to resume (no traceback).
+    The message names the CLI's resume command, not the Python API's checkpoint directory."""
+    exc = exc.with_resume_hint("resume it with --resume once the provider answers")
     print(f"rollouts-dspy: error: {exc}", file=sys.stderr)
     with contextlib.suppress(OSError), (out / "run.log").open("a", encoding="utf-8") as log:
         print(f"stopped: {exc}", file=log)

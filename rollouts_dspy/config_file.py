@@ -202,11 +202,9 @@ class RunConfig:
         Unknown keys are reported here with file and key; bad values by the config class, prefixed likewise."""
         from dataclasses import fields
 
-        from .partial import mipro_storage
-
         cls, state_key = _method_class(method)
         table = _Table(self.file, method, self.methods.get(method, {}))
-        allowed = {f.name for f in fields(cls)}
+        allowed = {f.name for f in fields(cls) if f.init}
         for key in table.data:
             if key in _SET_BY_CLI:
                 raise ConfigError(f"{self.file}: [{method}] {key}: set by {_SET_BY_CLI[key]}; remove it here")
@@ -216,7 +214,7 @@ class RunConfig:
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in table.data.items()}
         params.update(train_seeds=train, val_seeds=val)
         if state_path is not None and state_key in allowed:
-            params[state_key] = str(state_path) if state_key == "checkpoint_dir" else str(mipro_storage(state_path))
+            params[state_key] = str(state_path)
         try:
             return cls(**params)
         except (ConfigError, TypeError, ValueError) as exc:
@@ -231,7 +229,7 @@ def _method_class(method: str) -> tuple[type, str]:
     if method == "mipro":
         from .prompt_optimization.mipro import MIPROConfig
 
-        return MIPROConfig, "storage"
+        return MIPROConfig, "checkpoint_dir"
     raise ConfigError(f"method must be 'gepa' or 'mipro', but got {method!r}")
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import ResultFileError
 from .prompt_optimization.checkpoint import write_json_atomic
+from .prompt_optimization.objectives import ObjectiveFront
 from .prompt_optimization.types import (
     Candidate,
     CandidateRecord,
@@ -149,6 +150,9 @@ def result_to_dict(result: OptimizationResult) -> dict[str, Any]:
         "candidates": [_record_to_dict(r) for r in result.candidates],
         "usage": _json_safe(result.usage),
         "config": _json_safe(result.config),
+        **({"front": result.front.to_dict()} if result.front is not None else {}),
+        "compared_on": list(result.compared_on),
+        "compared_split": result.compared_split,
     }
 
 
@@ -191,7 +195,19 @@ def _result(data: Mapping[str, Any]) -> OptimizationResult:
         rollouts_used=_int(data.get("rollouts_used", 0), "rollouts_used"),
         stop_reason=str(data.get("stop_reason", "")),
         config=_mapping(data.get("config", {}), "config"),
+        front=_front(data.get("front")),
+        compared_on=tuple(_int(i, "compared_on") for i in _list(data, "compared_on")),
+        compared_split=str(data.get("compared_split", "train")),
     )
+
+
+def _front(data: Any) -> ObjectiveFront | None:
+    if data is None:
+        return None
+    try:
+        return ObjectiveFront.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _Bad(f"front is malformed ({type(exc).__name__}: {exc})") from None
 
 
 def _stats(data: Any, i: int) -> GenerationStats:

@@ -1,25 +1,18 @@
 """The best candidate found so far by an interrupted run, read from its checkpoint (used by the CLI on Ctrl-C).
 
-The engines write their checkpoint after every generation (GEPA) or batch of trials (MIPRO) and once more when
-interrupted, so the best template so far can be recovered without the run's return value. The states are read
-with the engines' own classes, so this module follows their formats.
+Both engines journal their own best so far at every step (a step marker of the run's journal: GEPA per
+generation, MIPRO per trial), so this module reads the engine's choice instead of making one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .prompt_optimization.checkpoint import read_json_state
 from .prompt_optimization.types import Candidate, PromptTemplate
 
-__all__ = ["best_so_far", "mipro_storage", "state_exists"]
+__all__ = ["best_so_far", "state_exists"]
 
-MIPRO_STUDY = "mipro_study.db"
-
-
-def mipro_storage(state_dir: Path) -> Path:
-    """Where the CLI keeps a MIPRO run's Optuna study (its JSON state sits beside it)."""
-    return state_dir / MIPRO_STUDY
+METHODS = ("gepa", "mipro")
 
 
 def state_exists(state_dir: Path) -> bool:
@@ -27,45 +20,16 @@ def state_exists(state_dir: Path) -> bool:
 
 
 def best_so_far(method: str, state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
-    """The best measured candidate in the checkpoint as a template (score = its validation mean when the
-    checkpoint has validation scores, else its training mean), or None."""
-    if method == "gepa":
-        return _gepa(state_dir, base)
-    if method == "mipro":
-        return _mipro(state_dir, base)
-    raise ValueError(f"method must be 'gepa' or 'mipro', but got {method!r}")
-
-
-def _gepa(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
-    """The engine's own best so far, as its last step marker in the journal recorded it."""
+    """The engine's best so far in the checkpoint as a template (with the score the engine recorded for it), or
+    None when no step has finished."""
     from .runtime import JOURNAL_FILE, read_journal
 
-    contents = read_journal(state_dir / JOURNAL_FILE, method="gepa", fingerprint=None)
-    if contents is None or not contents.best:
+    if method not in METHODS:
+        raise ValueError(f"method must be 'gepa' or 'mipro', but got {method!r}")
+    contents = read_journal(state_dir / JOURNAL_FILE, method=method, fingerprint=None)
+    best = None if contents is None else contents.best
+    if not best:
         return None
-    best = contents.best
-    return Candidate.from_dict(best["candidate"]).to_template(base, score=best.get("score"), id=best["id"])
-
-
-def _mipro(state_dir: Path, base: PromptTemplate) -> PromptTemplate | None:
-    from .prompt_optimization.mipro.state import KIND, VERSION, MiproState, state_path
-
-    data = read_json_state(state_path(str(mipro_storage(state_dir))), kind=KIND, version=VERSION)
-    if data is None:
-        return None
-    state = MiproState.from_dict(data)
-    pooled: dict[str, dict[int, float]] = {}
-    choices = {}
-    for _, trial in sorted(state.trials.items()):
-        pooled.setdefault(trial.combo, {}).update(trial.scores)
-        choices.setdefault(trial.combo, (trial.number, trial.choice))
-    ranked = [(sum(s.values()) / len(s), -choices[c][0], c) for c, s in pooled.items() if s]
-    if not ranked:
-        return None
-    mean, _, combo = max(ranked)
-    number, choice = choices[combo]
-    candidate = Candidate.from_template(base)
-    for component, (i, d) in choice.items():
-        candidate = candidate.with_instruction(component, state.instructions[component][i])
-        candidate = candidate.with_demos(component, state.demo_sets[component][d])
-    return candidate.to_template(base, score=mean, generation=number, id=combo)
+    return Candidate.from_dict(best["candidate"]).to_template(base, score=best.get("score"),
+                                                              generation=int(best.get("generation", 0)),
+                                                              id=best["id"])

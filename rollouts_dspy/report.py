@@ -128,10 +128,22 @@ def _best_prompt(best: PromptTemplate) -> Section:
     return Section("Best prompt", text="\n".join(parts), kind="text")
 
 
+def _front(result: OptimizationResult) -> Section:
+    """The Pareto front over the run's objectives: one row per candidate on it, and who is best at what."""
+    front = result.front
+    best = {cid: [name for name, b in front.best.items() if b == cid] for cid in front.front}
+    rows = tuple((cid, *(_num(front.points[cid][name]) for name in front.objectives), ", ".join(best[cid]))
+                 for cid in front.front)
+    return Section(f"Pareto front over {', '.join(front.objectives)} ({len(front.front)} of {len(front.points)} "
+                   "candidates)", ("candidate", *front.objectives, "best at"), rows)
+
+
 def build_report(result: OptimizationResult, *, top: int = 5) -> list[Section]:
     sections = [_summary(result), _history(result), _usage(result)]
     if result.candidates:
         sections.append(_candidates(result, top))
+    if result.front is not None:
+        sections.append(_front(result))
     sections.append(_best_prompt(result.best_template))
     diff = prompt_diff(result.initial_template, result.best_template)
     sections.append(Section("Diff: initial -> best system prompt",

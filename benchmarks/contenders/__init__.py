@@ -14,7 +14,7 @@ from typing import Any
 
 from ..worlds import World
 
-__all__ = ["CONTENDERS", "Contender", "ContenderResult", "RunContext", "get"]
+__all__ = ["CONTENDERS", "Contender", "ContenderResult", "RunContext", "all_names", "get"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,22 @@ class Contender:
     name: str
     kind: str  # "gepa" | "mipro"
     ours: bool
+    spec_kind: str  # "messages" (a prompt prefix) | "dspy" (a DSPy program's instructions and demos)
     run: Callable[[RunContext], ContenderResult]
     unsupported: Callable[[World], str | None] = lambda world: None
     available: Callable[[], str | None] = lambda: None  # None when importable, else why not
+    validation: str = ""  # how it validates given only the training rows (BENCHMARKS.md shows it)
+
+    def start_spec(self, world: World) -> dict[str, Any]:
+        """The candidate spec of the weak starting prompt, in this contender's own format (its gain is measured
+        from it)."""
+        if self.spec_kind == "dspy":
+            from ..dspy_side import IntentProgram, program_spec
+
+            return program_spec(IntentProgram(world.instruction))
+        from ..evaluator import messages_spec
+
+        return messages_spec([{"role": "system", "content": world.instruction}])
 
 
 def _registry() -> dict[str, Contender]:

@@ -1,9 +1,12 @@
 """Our contenders: run_gepa / run_mipro (the rollouts front door) and RolloutsGEPA / RolloutsMIPRO (the DSPy one).
 
-The rollouts front door is given the world's train + dev rows as one dataset with `train_seeds` / `val_seeds`,
-the hard budget `max_rollouts` = the rollout budget and `max_concurrent` = the concurrency limit. Its candidates
-are logged from the score_fn: the prompt prefix of each scored trajectory (system prompt + demo turns).
-The DSPy front door gets exactly the peers' student, LMs and metrics.
+No settings are chosen here: each front door gets the world's training rows, the budget, the concurrency and the
+seed, and nothing else, so what is measured is the front door's defaults (the issue: "the defaults of both front
+doors are the settings that reach it"). The rollouts front door gets the training rows as `train_seeds` and no
+`val_seeds` (as the DSPy front door does with valset=None: the engine decides on training scores); the DSPy front
+door is called exactly as the peer it replaces (`RolloutsGEPA` with dspy.GEPA's arguments, `RolloutsMIPRO` with
+`max_rollouts` = the budget and its default `auto`), with no valset. Candidates are logged from the score_fn (the
+prompt prefix of each scored trajectory) or, for DSPy programs, by the recording callback.
 """
 
 from __future__ import annotations
@@ -11,31 +14,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..breakdown import records_breakdown, settings_of
 from ..evaluator import messages_spec
 from ..metering import METER
 from ..worlds import World
 from . import Contender, ContenderResult, RunContext
 
-__all__ = ["CONTENDERS", "gepa_settings", "mipro_settings"]
+__all__ = ["CONTENDERS"]
 
-
-def gepa_settings(budget: int, n_train: int) -> dict[str, Any]:
-    """Our GEPA's knobs for a budget: a modest population, generations until the budget runs out, minibatch
-    gating so a child costs a few rollouts unless it looks better than its parent."""
-    # generations only bounds the run: the budget is what stops it. Bounded anyway, because a generation
-    # whose reflections are all rejected spends no rollouts (measured: 1,269 reflection calls and counting on
-    # the calculator world with an unbounded generation count).
-    # One child per generation (population 2, elite 1) is the paper's sequential scheme: at a budget of a few
-    # hundred rollouts it buys ~8x more reflective steps than a population of 8. Chosen by a sweep over seeds 0-5
-    # on the Banking77 world (0.337 vs 0.265 held-out for population 8); the sweep's seeds include the
-    # benchmark's, which BENCHMARKS.md discloses.
-    return {}
-
-
-def mipro_settings(budget: int, n_train: int, n_dev: int) -> dict[str, Any]:
-    return {"num_candidates": 6, "num_trials": max(3, budget // 5),
-            "minibatch_size": min(35, max(5, n_dev // 2), n_dev), "max_bootstrapped_demos": 4,
-            "max_labeled_demos": 4, "num_demo_sets": 6}
+_GEPA_SETTINGS = ("population_size", "elite_size", "generations", "minibatch_size", "reflection_minibatch_size",
+                  "val_candidates", "pareto_split", "mutation_rate", "crossover_rate", "max_rollouts")
+_MIPRO_SETTINGS = ("num_candidates", "num_demo_sets", "num_trials", "minibatch_size", "full_eval_every",
+                   "max_bootstrapped_demos", "max_labeled_demos", "trials_per_batch", "max_rollouts")
 
 
 def _endpoints(ctx: RunContext):
@@ -73,27 +63,38 @@ def _rollouts_inputs(ctx: RunContext):
         def factory(row: dict[str, Any]) -> CalculatorEnvironment:
             return CalculatorEnvironment()
 
-    return template, world.dataset, factory
+    return template, list(world.train), factory
 
 
 def _final_spec(result: Any) -> dict[str, Any]:
-    from rollouts_dspy.prompt_optimization.formatting import format_prompt
+    from rollouts_dspy.prompt_optimization.formatting import format_prompt, placeholders
 
     template = result.best_template
     # The prefix format_prompt builds before the sample's user turn: exactly what the template sends.
-    probe = format_prompt(template, {name: "" for name in _placeholders(template.user_template)})
+    probe = format_prompt(template, {name: "" for name in placeholders(template.user_template)})
     return messages_spec([m.to_openai() for m in probe[:-1]])
 
 
-def _placeholders(user_template: str) -> tuple[str, ...]:
-    from rollouts_dspy.prompt_optimization.formatting import placeholders
+def _breakdown(result: Any, config: dict[str, Any], train: tuple[int, ...]) -> dict[str, Any]:
+    """The budget breakdown of a rollouts front-door result. An engine that compares candidates on a subset
+    (SearchOutcome.compared_on) needs that subset to classify rollouts; the result must then say it too."""
+    from rollouts_dspy.prompt_optimization.types import SearchOutcome
 
-    return placeholders(user_template)
+    compared = getattr(result, "compared_on", None)
+    if compared is None and "compared_on" in getattr(SearchOutcome, "__dataclass_fields__", {}):
+        return {"unknown": "OptimizationResult does not say which samples candidates were compared on"}
+    return records_breakdown(result.candidates, train, tuple(config.get("val_seeds") or ()),
+                             config.get("minibatch_size"), result.rollouts_used, tuple(compared or ()))
 
 
-def _usage_extra(result: Any) -> dict[str, Any]:
-    return {"usage": {k: dict(v) for k, v in result.usage.items()}, "stop_reason": result.stop_reason,
-            "rollouts_used": result.rollouts_used, "candidates": len(result.candidates)}
+def _extra(result: Any, names: tuple[str, ...], train: tuple[int, ...]) -> dict[str, Any]:
+    config = dict(result.config or {})
+    return {
+        "usage": {k: dict(v) for k, v in result.usage.items()}, "stop_reason": result.stop_reason,
+        "rollouts_used": result.rollouts_used, "candidates": len(result.candidates),
+        "settings": settings_of(config, names), "generations_run": len(result.history),
+        "breakdown": _breakdown(result, config, train),
+    }
 
 
 def run_run_gepa(ctx: RunContext) -> ContenderResult:
@@ -101,13 +102,12 @@ def run_run_gepa(ctx: RunContext) -> ContenderResult:
 
     world = ctx.world
     template, dataset, factory = _rollouts_inputs(ctx)
-    knobs = gepa_settings(ctx.budget, len(world.train))
-    config = GEPAConfig(train_seeds=world.train_seeds, val_seeds=world.dev_seeds, max_rollouts=ctx.budget,
-                        max_concurrent=ctx.concurrency, seed=ctx.seed, **knobs)
+    config = GEPAConfig(train_seeds=world.train_seeds, max_rollouts=ctx.budget, max_concurrent=ctx.concurrency,
+                        seed=ctx.seed)
     task_endpoint, reflect_endpoint = _endpoints(ctx)
     result = asyncio.run(run_gepa(template, config, dataset, task_endpoint, reflect_endpoint, _score_fn(world),
                                   factory, progress=False))
-    return ContenderResult(_final_spec(result), {"settings": knobs, **_usage_extra(result)})
+    return ContenderResult(_final_spec(result), _extra(result, _GEPA_SETTINGS, world.train_seeds))
 
 
 def run_run_mipro(ctx: RunContext) -> ContenderResult:
@@ -115,39 +115,12 @@ def run_run_mipro(ctx: RunContext) -> ContenderResult:
 
     world = ctx.world
     template, dataset, factory = _rollouts_inputs(ctx)
-    knobs = mipro_settings(ctx.budget, len(world.train), len(world.dev))
-    config = MIPROConfig(train_seeds=world.train_seeds, val_seeds=world.dev_seeds, max_rollouts=ctx.budget,
-                         max_concurrent=ctx.concurrency, seed=ctx.seed, **knobs)
+    config = MIPROConfig(train_seeds=world.train_seeds, max_rollouts=ctx.budget, max_concurrent=ctx.concurrency,
+                         seed=ctx.seed)
     task_endpoint, reflect_endpoint = _endpoints(ctx)
     result = asyncio.run(run_mipro(template, config, dataset, task_endpoint, reflect_endpoint, _score_fn(world),
                                    factory, progress=False))
-    return ContenderResult(_final_spec(result), {"settings": knobs, **_usage_extra(result)})
-
-
-def _bridge(name: str):
-    """RolloutsGEPA / RolloutsMIPRO, or None while the DSPy front door is not written yet."""
-    try:
-        import rollouts_dspy.dspy_integration as bridge
-    except ImportError:
-        return None
-    found = getattr(bridge, name, None)
-    if found is None:
-        for module in ("optimizers", "gepa", "mipro", "teleprompters", "rollouts_gepa", "rollouts_mipro"):
-            try:
-                mod = __import__(f"rollouts_dspy.dspy_integration.{module}", fromlist=[name])
-            except ImportError:
-                continue
-            found = getattr(mod, name, None)
-            if found is not None:
-                break
-    return found
-
-
-def _bridge_available(name: str):
-    def check() -> str | None:
-        return None if _bridge(name) is not None else f"{name} is not available in rollouts_dspy.dspy_integration yet"
-
-    return check
+    return ContenderResult(_final_spec(result), _extra(result, _MIPRO_SETTINGS, world.train_seeds))
 
 
 def _no_tools_for_dspy(world: World) -> str | None:
@@ -156,41 +129,57 @@ def _no_tools_for_dspy(world: World) -> str | None:
     return _DSPY_NO_TOOLS if world.uses_tools else None
 
 
+def _dspy_extra(compiled: Any, names: tuple[str, ...], n_train: int) -> dict[str, Any]:
+    result, outcome = getattr(compiled, "optimization_result", None), getattr(compiled, "search_outcome", None)
+    if result is None or outcome is None:
+        return {}
+    config = dict(result.config or {})
+    train = tuple(config.get("train_seeds") or range(n_train))
+    return {
+        "stop_reason": outcome.stop_reason, "rollouts_used": outcome.rollouts_used,
+        "candidates": len(outcome.records), "settings": settings_of(config, names),
+        "generations_run": len(outcome.history), "usage": {k: dict(v) for k, v in result.usage.items()},
+        "breakdown": records_breakdown(outcome.records, train, tuple(config.get("val_seeds") or ()),
+                                       config.get("minibatch_size"), outcome.rollouts_used,
+                                       tuple(getattr(outcome, "compared_on", ()) or ())),
+    }
+
+
 def run_rollouts_gepa(ctx: RunContext) -> ContenderResult:
+    from rollouts_dspy.dspy_integration import RolloutsGEPA
+
     from ..dspy_side import program_spec
     from .peers import _dspy_setup
 
-    _task_lm, reflect_lm, (_, feedback_metric), student, trainset, devset = _dspy_setup(ctx)
-    knobs = gepa_settings(ctx.budget, len(trainset))
-    optimizer = _bridge("RolloutsGEPA")(metric=feedback_metric, reflection_lm=reflect_lm, max_rollouts=ctx.budget,
-                                        num_threads=ctx.concurrency, seed=ctx.seed,
-                                        config={**knobs, "max_concurrent": ctx.concurrency})
-    compiled = optimizer.compile(student, trainset=trainset, valset=devset)
-    return ContenderResult(program_spec(compiled), {"settings": knobs})
+    _task_lm, reflect_lm, (_, feedback_metric), student, trainset = _dspy_setup(ctx)
+    optimizer = RolloutsGEPA(metric=feedback_metric, max_metric_calls=ctx.budget, reflection_lm=reflect_lm,
+                             num_threads=ctx.concurrency, seed=ctx.seed)
+    compiled = optimizer.compile(student, trainset=trainset)
+    return ContenderResult(program_spec(compiled), _dspy_extra(compiled, _GEPA_SETTINGS, len(trainset)))
 
 
 def run_rollouts_mipro(ctx: RunContext) -> ContenderResult:
+    from rollouts_dspy.dspy_integration import RolloutsMIPRO
+
     from ..dspy_side import program_spec
     from .peers import _dspy_setup
 
-    task_lm, reflect_lm, (score_metric, _), student, trainset, devset = _dspy_setup(ctx)
-    knobs = mipro_settings(ctx.budget, len(trainset), len(devset))
-    optimizer = _bridge("RolloutsMIPRO")(metric=score_metric, prompt_model=reflect_lm, task_model=task_lm,
-                                         auto=None, num_candidates=knobs["num_candidates"],
-                                         max_bootstrapped_demos=knobs["max_bootstrapped_demos"],
-                                         max_labeled_demos=knobs["max_labeled_demos"], num_threads=ctx.concurrency,
-                                         seed=ctx.seed, max_rollouts=ctx.budget,
-                                         config={"num_demo_sets": knobs["num_demo_sets"],
-                                                 "max_concurrent": ctx.concurrency})
-    compiled = optimizer.compile(student, trainset=trainset, valset=devset, num_trials=knobs["num_trials"],
-                                 minibatch_size=knobs["minibatch_size"])
-    return ContenderResult(program_spec(compiled), {"settings": knobs})
+    task_lm, reflect_lm, (score_metric, _), student, trainset = _dspy_setup(ctx)
+    optimizer = RolloutsMIPRO(metric=score_metric, prompt_model=reflect_lm, task_model=task_lm,
+                              num_threads=ctx.concurrency, seed=ctx.seed, max_rollouts=ctx.budget)
+    compiled = optimizer.compile(student, trainset=trainset)
+    return ContenderResult(program_spec(compiled), _dspy_extra(compiled, _MIPRO_SETTINGS, len(trainset)))
 
 
 CONTENDERS = [
-    Contender("run_gepa", "gepa", True, run_run_gepa),
-    Contender("RolloutsGEPA", "gepa", True, run_rollouts_gepa, _no_tools_for_dspy, _bridge_available("RolloutsGEPA")),
-    Contender("run_mipro", "mipro", True, run_run_mipro),
-    Contender("RolloutsMIPRO", "mipro", True, run_rollouts_mipro, _no_tools_for_dspy,
-              _bridge_available("RolloutsMIPRO")),
+    Contender("run_gepa", "gepa", True, "messages", run_run_gepa,
+              validation="train_seeds = the training rows, no val_seeds: the engine selects on training scores"),
+    Contender("RolloutsGEPA", "gepa", True, "dspy", run_rollouts_gepa, _no_tools_for_dspy,
+              validation="valset=None (the engine selects on training scores, as dspy.GEPA does)"),
+    Contender("run_mipro", "mipro", True, "messages", run_run_mipro,
+              validation="train_seeds = the training rows, no val_seeds: the best combination is chosen on "
+                         "training scores"),
+    Contender("RolloutsMIPRO", "mipro", True, "dspy", run_rollouts_mipro, _no_tools_for_dspy,
+              validation="valset=None: like MIPROv2, the last 80% of the training rows validate, the first 20% "
+                         "bootstrap demos"),
 ]

@@ -28,7 +28,7 @@ from .gepa_result import RolloutsGEPAResult, detailed_results
 from .gepa_strategies import DSPyComponentSelector, DSPyProposer
 from .inputs import Split, check_student, default_metric, flex_paths, split_indices, task_lm
 from .lm_model import DSPyLanguageModel
-from .pipeline import CompileSpec, Tasks, compile_program
+from .pipeline import CompileSpec, Tasks, compile_program, program_world
 from .presets import gepa_auto_budget
 from .program_task import ProgramTask, TaskOptions, check_priced_lms
 from .progress import logger
@@ -175,9 +175,7 @@ class RolloutsGEPA(Teleprompter):
         config = self.build_config(len(list(student.named_predictors())), split)
         check_priced_lms(config.max_cost_usd, lm, reflection_lm)
         model = DSPyLanguageModel(reflection_lm) if reflection_lm is not None else NoReflectionLM()
-        world = {"program": [(n, p.signature.signature) for n, p in student.named_predictors()],
-                 "examples": len(split.examples), "lm": getattr(lm, "model", repr(lm)),
-                 "reflection_lm": getattr(reflection_lm, "model", repr(reflection_lm))}
+        world = program_world(student, split, lm, reflection_lm)
         initial = candidate_of(student)
 
         async def search(tasks: Tasks, reporter: Any) -> Any:

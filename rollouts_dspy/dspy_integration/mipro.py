@@ -13,7 +13,6 @@ only instructions and demos changed, carrying MIPROv2's attributes (`score`, `tr
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -24,21 +23,20 @@ from dspy.teleprompt import Teleprompter
 
 from ..errors import ConfigError, DatasetError
 from ..prompt_optimization.mipro import MIPROConfig, optimize_mipro
+from ..runtime import RunContext
 from . import arguments as arg
-from .budgets import mipro_minimum
 from .candidates import candidate_of
 from .inputs import Split, check_student, default_metric, split_indices, task_lm
 from .lm_model import DSPyLanguageModel
 from .mipro_options import CompileArguments, MIPROOptions
 from .mipro_result import attach_mipro_results
-from .pipeline import CompileSpec, Tasks, compile_program
+from .pipeline import CompileSpec, Tasks, compile_program, program_world
 from .presets import mipro_preset
 from .program_task import TaskOptions, check_components, check_priced_lms
 from .progress import logger
 
 __all__ = ["RolloutsMIPRO"]
 
-STUDY_FILE = "mipro_study.json"
 ANY_POSITIVE = sys.float_info.min
 """MIPROv2 keeps a bootstrapped run whose metric value is truthy when no metric_threshold is given."""
 
@@ -126,15 +124,16 @@ class RolloutsMIPRO(Teleprompter):
         fields.update(
             train_seeds=train, val_seeds=val, seed=seed, full_eval_every=args.minibatch_full_eval_steps,
             max_cost_usd=opts.max_cost_usd, max_concurrent=opts.threads,
-            storage=os.path.join(opts.log_dir, STUDY_FILE) if opts.log_dir else None,
+            checkpoint_dir=opts.log_dir,
             bootstrap_threshold=ANY_POSITIVE if opts.metric_threshold is None else opts.metric_threshold,
             program_aware=args.program_aware_proposer, data_aware=args.data_aware_proposer,
             tip_aware=args.tip_aware_proposer, fewshot_aware=args.fewshot_aware_proposer,
             summary_examples=args.view_data_batch_size,
         )
         fields.update(opts.config_overrides())
-        config = MIPROConfig(**fields)
-        return _fit_bootstrap(config)
+        # A budget too small for one trial beyond the start is refused here, naming the minimum (MIPROConfig);
+        # the engine keeps bootstrapping within what the budget leaves after that.
+        return MIPROConfig(**fields)
 
     def compile(
         self,
@@ -198,9 +197,12 @@ class RolloutsMIPRO(Teleprompter):
             settings=opts.teacher_settings, max_errors=opts.max_errors, provide_traceback=bool(args.provide_traceback)))
         initial, trials = candidate_of(student), {}
 
+        world = program_world(student, split, lm, prompt_model)
+
         async def search(tasks: Tasks, reporter: Any) -> Any:
             return await optimize_mipro(tasks.main, model, initial, config, reporter=reporter,
-                                        bootstrap_task=tasks.bootstrap, trial_log=trials)
+                                        context=RunContext(fingerprint=world), bootstrap_task=tasks.bootstrap,
+                                        trial_log=trials)
 
         spec = CompileSpec("mipro", student, split, lm, metric, config, model, "proposer", options, search, bootstrap,
                            executor=opts.executor)
@@ -219,29 +221,6 @@ class RolloutsMIPRO(Teleprompter):
         params = dict(super().get_params())
         params.pop("options", None)
         return params
-
-
-def _fit_bootstrap(config: MIPROConfig) -> MIPROConfig:
-    """Refuse a budget that cannot pay for one trial beyond the start, and keep bootstrapping within what is
-    left after that (else it could spend the whole search's room)."""
-    if config.max_rollouts is None:
-        return config
-    minimum = mipro_minimum(config)
-    if config.max_rollouts < minimum:
-        raise ConfigError(f"RolloutsMIPRO: a budget of {config.max_rollouts} rollouts cannot pay for one trial "
-                          f"beyond the start with {len(config.train_seeds)} training and {len(config.val_seeds)} "
-                          f"validation examples: it needs at least {minimum} (two minibatch trials and the "
-                          f"validation of the top {config.num_top_for_validation} combinations and the start); "
-                          "raise the budget, lower minibatch_size or use a smaller valset")
-    spare = config.max_rollouts - minimum
-    if config.max_bootstrapped_demos == 0:
-        return config
-    if spare < 1:
-        logger.warning("RolloutsMIPRO: the budget leaves no rollouts for bootstrapping demos; demo sets use "
-                       "labeled examples only")
-        return dataclasses.replace(config, max_bootstrapped_demos=0)
-    limit = min(config.max_bootstrap_rollouts or spare, spare)
-    return dataclasses.replace(config, max_bootstrap_rollouts=limit)
 
 
 def _log_trials(trials: Mapping[int, Any]) -> None:

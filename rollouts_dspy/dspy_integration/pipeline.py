@@ -18,6 +18,7 @@ import dspy
 
 from ..executors import Executor, LocalExecutor
 from ..prompt_optimization.events import Event, Reporter
+from ..prompt_optimization.frontdoor import dataset_hash
 from ..prompt_optimization.types import SYSTEM, CandidateRecord, OptimizationResult, SearchOutcome
 from .candidates import apply_candidate
 from .inputs import Split
@@ -27,7 +28,7 @@ from .progress import Progress
 from .template_module import module_to_template
 from .tracking import ExperimentTracker
 
-__all__ = ["CompileSpec", "Compiled", "Tasks", "compile_program", "run_coroutine"]
+__all__ = ["CompileSpec", "Compiled", "Tasks", "compile_program", "program_world", "run_coroutine"]
 
 T = TypeVar("T")
 
@@ -65,6 +66,15 @@ class Compiled:
     program: dspy.Module
     outcome: SearchOutcome
     tasks: Tasks
+
+
+def program_world(student: dspy.Module, split: Split, lm: Any, optimizer_lm: Any) -> dict[str, Any]:
+    """What a checkpoint must agree on besides the config (the engines' RunContext fingerprint): the program's
+    predictors and signatures, the examples' content and the LMs' models, so a journal of another dataset or
+    model is refused on resume."""
+    return {"program": [(n, p.signature.signature) for n, p in student.named_predictors()],
+            "dataset": dataset_hash([ex.toDict() for ex in split.examples]), "lm": getattr(lm, "model", repr(lm)),
+            "optimizer_lm": getattr(optimizer_lm, "model", repr(optimizer_lm))}
 
 
 def _reporters(*reporters: Reporter | None) -> Reporter | None:

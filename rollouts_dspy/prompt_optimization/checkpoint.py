@@ -1,4 +1,5 @@
-"""JSON state files written atomically: a crash mid-write leaves the previous file, never half a new one."""
+"""JSON files written atomically (saved templates and results): a crash mid-write leaves the previous file,
+never half a new one."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError
-
-__all__ = ["read_json_state", "write_json_atomic"]
+__all__ = ["write_json_atomic"]
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = None) -> None:
@@ -31,24 +30,3 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def read_json_state(path: str | os.PathLike[str], *, kind: str, version: int) -> dict[str, Any] | None:
-    """Read a state file written by `write_json_atomic`; None when it does not exist. A corrupted file, another
-    kind's file or a newer version is a CheckpointError that says which file and what is wrong."""
-    target = Path(path)
-    if not target.exists():
-        return None
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {target} is corrupted and cannot be resumed ({exc}); "
-                              "delete it to start over") from None
-    if not isinstance(data, dict) or data.get("kind") != kind:
-        raise CheckpointError(f"checkpoint {target} is not a {kind} checkpoint (kind={data.get('kind')!r})"
-                              if isinstance(data, dict) else f"checkpoint {target} is not a JSON object")
-    found = data.get("version")
-    if not isinstance(found, int) or found > version:
-        raise CheckpointError(f"checkpoint {target} has version {found!r}; this rollouts-dspy reads up to "
-                              f"version {version}: upgrade rollouts-dspy or start a fresh run")
-    return data

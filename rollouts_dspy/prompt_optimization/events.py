@@ -101,7 +101,8 @@ class LinePrinter:
         out = self.stream or sys.stderr
         if isinstance(event, RunStarted):
             budget = f", budget {event.max_rollouts} rollouts" if event.max_rollouts else ""
-            print(f"[{event.method}] starting: {event.max_steps} steps{budget}", file=out, flush=True)
+            steps = {"gepa": "generations", "mipro": "trials"}.get(event.method, "steps")
+            print(f"[{event.method}] starting: up to {event.max_steps} {steps}{budget}", file=out, flush=True)
             if event.estimate:
                 parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in event.estimate.items())
                 print(f"[{event.method}] estimate (upper bounds): {parts}", file=out, flush=True)

@@ -214,6 +214,13 @@ class OptimizationResult:
     rollouts_used: int = 0
     stop_reason: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    front: Any = None
+    """With several objectives (GEPAConfig.objectives): an `ObjectiveFront` -- every candidate's objective values,
+    the Pareto front and the best candidate per objective (ids of `candidates`). None otherwise."""
+    compared_on: tuple[int, ...] = ()
+    """The row indices candidates were compared on during the search (GEPA's Pareto set), and `compared_split`
+    which scores hold them ('train': `train_scores`, 'val': `val_scores`)."""
+    compared_split: str = "train"
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,8 @@ class SearchOutcome:
     """The samples candidates were compared on during the search (GEPA's Pareto set; empty when every candidate
     was compared on its own samples), and `compared_split` which split's scores they are ('train' | 'val')."""
     compared_split: str = "train"
+    front: Any = None
+    """An `objectives.ObjectiveFront` when the search had several objectives, else None."""
 
     def record(self, candidate_id: str) -> CandidateRecord:
         for r in self.records:
@@ -261,4 +270,7 @@ class SearchOutcome:
             rollouts_used=self.rollouts_used,
             stop_reason=self.stop_reason,
             config=dict(config or {}),
+            front=self.front,
+            compared_on=tuple(self.compared_on),
+            compared_split=self.compared_split,
         )

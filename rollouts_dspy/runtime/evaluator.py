@@ -44,8 +44,11 @@ class Evaluator:
 
     def __init__(self, task: Task, *, ledger: Ledger, meter: Meter, outage: OutageDetector,
                  limit: asyncio.Semaphore, cache: dict[Pair, Rollout] | None = None, journal: Journal | None = None,
-                 on_rollout: Callable[[Candidate, Rollout], None] | None = None) -> None:
+                 on_rollout: Callable[[Candidate, Rollout], None] | None = None, namespace: str = "") -> None:
+        """`namespace` prefixes this evaluator's cache keys: another task over the same candidates (e.g. a
+        teacher program bootstrapping demos) shares the run's cache and journal without mixing its rollouts in."""
         self.task = task
+        self.namespace = namespace
         self.ledger, self.meter, self.outage, self.limit, self.journal = ledger, meter, outage, limit, journal
         self.cache: dict[Pair, Rollout] = cache if cache is not None else {}
         self.on_rollout = on_rollout
@@ -54,13 +57,13 @@ class Evaluator:
         self._pending: dict[Pair, asyncio.Future[Rollout | None]] = {}
 
     def cached(self, candidate: Candidate, indices: Iterable[int]) -> dict[int, Rollout]:
-        key = candidate.key
+        key = self.namespace + candidate.key
         return {i: self.cache[(key, i)] for i in indices if (key, i) in self.cache}
 
     async def evaluate(self, candidate: Candidate, indices: Sequence[int]) -> dict[int, Rollout]:
         """Rollouts of `candidate` on `indices`: cached ones, plus new ones as far as the budget allows. Raises
         ProviderUnavailableError when the provider is down (after this call's rollouts have finished)."""
-        key = candidate.key
+        key = self.namespace + candidate.key
         results: dict[int, Rollout] = {}
         waits: dict[int, asyncio.Future[Rollout | None]] = {}
         todo: list[int] = []

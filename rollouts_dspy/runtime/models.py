@@ -24,6 +24,10 @@ from .outage import OutageDetector
 
 __all__ = ["RecordedModel", "message_digest"]
 
+FAILED_CALL = Usage(0, 0, 0.0, 0)
+"""What a failed call is metered as: no tokens, no dollars, and not a call (it counts as a failure): the usage
+table's calls + retries + failures is then every request the provider saw."""
+
 
 def message_digest(messages: Sequence[Message]) -> str:
     """A stable key for one request (for replaying answers on resume)."""
@@ -97,9 +101,9 @@ class RecordedModel:
         return text, usage
 
     def _failed(self, digest: str, exc: Exception) -> None:
-        self.meter.paid(self.role, Usage(0, 0, 0.0, 1), failed=True)
+        self.meter.paid(self.role, FAILED_CALL, failed=True)
         if self.journal is not None:
-            self.journal.answer(digest, self.role, None, Usage(0, 0, 0.0, 1))
+            self.journal.answer(digest, self.role, None, FAILED_CALL)
         if counts_as_outage(exc):
             kind = exc.kind if isinstance(exc, ProviderError) else type(exc).__name__
             self.outage.failed(self.role, kind, str(exc))

@@ -84,9 +84,10 @@ class Runtime:
                    fingerprint={**dict(fingerprint), **dict(context.fingerprint)},
                    resume_hint=context.resume_hint, counters=context.counters)
 
-    def evaluator(self, task: Task, on_rollout: Callable[[Candidate, Any], None] | None = None) -> Evaluator:
+    def evaluator(self, task: Task, on_rollout: Callable[[Candidate, Any], None] | None = None,
+                  namespace: str = "") -> Evaluator:
         return Evaluator(task, ledger=self.ledger, meter=self.meter, outage=self.outage, limit=self.limit,
-                         cache=self.cache, journal=self.journal, on_rollout=on_rollout)
+                         cache=self.cache, journal=self.journal, on_rollout=on_rollout, namespace=namespace)
 
     def model(self, model: LanguageModel, role: str) -> RecordedModel:
         recorded = RecordedModel(model, role, ledger=self.ledger, meter=self.meter, outage=self.outage,

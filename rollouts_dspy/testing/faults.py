@@ -27,7 +27,8 @@ TRANSIENT_FAULTS: tuple[str, ...] = ("429", "500", "timeout", "malformed", "empt
 class FaultConfig:
     """rate: probability a request faults; kinds: which faults to choose from (uniformly); seed: RNG seed;
     timeout_seconds: how long a "timeout" fault stalls before answering; retry_after_seconds: the Retry-After
-    a 429 advertises; schedule: {request number: kind} forced faults."""
+    a 429 advertises; schedule: {request number: kind} forced faults; models: only requests for these models can
+    fault (empty: every model) -- so a test can aim faults at the task model's rollouts."""
 
     rate: float = 0.0
     kinds: tuple[str, ...] = TRANSIENT_FAULTS
@@ -35,6 +36,7 @@ class FaultConfig:
     timeout_seconds: float = 3.0
     retry_after_seconds: float = 0.05
     schedule: Mapping[int, str] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -67,8 +69,10 @@ class FaultPlan:
         with self._lock:
             self._forced.extend([kind] * n)
 
-    def next_fault(self) -> tuple[int, str | None]:
-        """(request number, fault kind or None) for the next request."""
+    def next_fault(self, model: str = "") -> tuple[int, str | None]:
+        """(request number, fault kind or None) for the next request (to `model`)."""
+        if self.config.models and model not in self.config.models:
+            return self._count, None
         with self._lock:
             self._count += 1
             draw = self._rng.random()

@@ -311,7 +311,7 @@ class ScriptedServer:
         if self.down:
             handler._send(503, _error_body("scripted server is down", "server_error", "service_unavailable"))
             return
-        _, fault = self._plan.next_fault()
+        _, fault = self._plan.next_fault(model_name(request.get("model")))
         if fault is not None:
             with self._counters.lock:
                 self._counters.faults[fault] += 1

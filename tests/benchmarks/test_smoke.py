@@ -1,35 +1,42 @@
-"""The benchmark harness's smoke configuration, so it never rots: every peer adapter and ours run end to end on
-the scripted server (real HTTP, subprocess servers and a worker process), and the report is built from the JSON."""
+"""The benchmark harness's smoke preset, so it never rots: every peer adapter and ours run end to end on the scripted
+server (real HTTP, subprocess servers and a worker process), results land in the store, and the report is built
+from the store."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from benchmarks.presets import PRESETS
 from benchmarks.report import markdown
-from benchmarks.run import RESULTS, run_preset
-from benchmarks.worlds import banking77_available
+from benchmarks.run import run_preset
+from benchmarks.store import load
 
 
 @pytest.mark.slow
-def test_smoke_preset_runs_every_adapter_and_writes_the_report():
-    if not banking77_available():
-        pytest.skip("Banking77 not found at ../shared/data/banking77")
-    data = run_preset(PRESETS["smoke"], quiet=True, scale=False)
+def test_smoke_preset_runs_every_adapter_and_reports_from_the_store(banking77_dir, tmp_path):
+    store = tmp_path / "smoke.jsonl"
+    data = run_preset(PRESETS["smoke"], quiet=True, scale=False, store=store)
     errors = [(r["contender"], r["world"], r["error"]) for r in data["runs"] if "error" in r]
     assert not errors, errors
     ran = {(r["world"], r["contender"]) for r in data["runs"]}
-    assert ("banking77", "dspy.GEPA") in ran and ("banking77", "run_gepa") in ran
-    assert ("calculator", "run_gepa") in ran
+    assert {("banking77-10", "dspy.GEPA"), ("banking77-10", "run_gepa"), ("banking77-10", "dspy.MIPROv2"),
+            ("banking77-10", "gepa.optimize"), ("banking77-10", "run_mipro"), ("calculator-mini", "run_gepa")} <= ran
     for run in data["runs"]:
-        assert 0.0 <= run["final_val"] <= 1.0
-        assert run["task_calls"] > 0 and run["rollouts"] > 0
-        assert run["curve"] and run["cpu_s"] > 0 and run["peak_rss_mb"] > 0
-    assert json.loads((RESULTS / "smoke.json").read_text())["preset"] == "smoke"
+        assert 0.0 <= run["start_val"] <= 1.0 and 0.0 <= run["final_val"] <= 1.0
+        assert run["gain"] == pytest.approx(run["final_val"] - run["start_val"])
+        assert run["task_calls"] > 0 and run["rollouts"] > 0 and run["rounds"] >= 1
+        assert run["curve"] and run["cpu_s"] > 0 and run["peak_rss_mb"] > 0 and run["code_hash"]
+    ours = next(r for r in data["runs"] if r["contender"] == "run_gepa" and r["world"] == "banking77-10")
+    assert ours["rollouts"] <= ours["budget"]  # our hard budget holds in the harness's own count
+    breakdown = ours["extra"]["breakdown"]
+    assert "unknown" in breakdown or breakdown["initial"] > 0
+    assert ours["extra"]["rollouts_used"] == ours["rollouts"]  # the engine's own count is the server's
+    assert len(load(store)) == len(data["runs"])
     text = markdown(data)
     assert "python -m benchmarks.run --preset smoke" in text and "| dspy.GEPA |" in text
+
+    again = run_preset(PRESETS["smoke"], quiet=True, scale=False, store=store)  # resume: nothing left to run
+    assert [r["wall_s"] for r in again["runs"]] == [r["wall_s"] for r in data["runs"]]
 
 
 def test_scale_run_in_process(server):

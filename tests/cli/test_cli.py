@@ -79,7 +79,7 @@ def test_optimize_mipro_quietly(tmp_path):
     assert proc.stderr == ""
     result = load_result(out / "result.json")
     assert result.method == "mipro" and len(result.history) == 3
-    assert (out / "checkpoint" / "mipro_study.db").exists()
+    assert (out / "checkpoint" / "journal.jsonl").exists()  # the run's journal: --resume continues it
 
 
 def test_ctrl_c_saves_the_best_so_far_and_resume_finishes(tmp_path):

@@ -15,7 +15,7 @@ from dspy.utils.exceptions import LMInvalidRequestError, LMServerError
 from rollouts_dspy.dspy_integration import DSPyLanguageModel, RolloutsGEPA, RolloutsMIPRO, rows_to_examples
 from rollouts_dspy.dtypes import Message
 from rollouts_dspy.llm import LLMCallError
-from rollouts_dspy.prompt_optimization.events import RunWarning
+from rollouts_dspy.prompt_optimization.events import CandidateDropped
 from rollouts_dspy.testing import generate_intent_queries
 
 EXAMPLES = rows_to_examples(generate_intent_queries(30, seed=9), ["query"])
@@ -98,10 +98,11 @@ def test_one_failed_proposal_costs_one_candidate(server, task_lm):
         optimized = RolloutsMIPRO(prompt_model=proposer, auto=None, num_candidates=4, reporter=events.append).compile(
             dspy.Predict("query -> intent"), trainset=TRAIN, valset=VAL, num_trials=4, minibatch_size=5,
             data_aware_proposer=False)
-    # No data summary: three proposals, one of which failed; the two others are candidates.
+    # No data summary: three proposals, one of which failed (a CandidateDropped saying why); the run went on.
     assert proposer.calls == optimized.prompt_model_total_calls == 3
-    warnings = [e.message for e in events if isinstance(e, RunWarning)]
-    assert any("1 of 3 proposals for 'self' were lost" in w and "2 new instructions remain" in w for w in warnings)
+    dropped = [e for e in events if isinstance(e, CandidateDropped)]
+    assert len(dropped) == 1 and "failed" in dropped[0].reasons[0], dropped
+    assert optimized.search_outcome.stop_reason == "num_trials"
 
 
 def test_one_failed_reflection_costs_one_child(server, task_lm):

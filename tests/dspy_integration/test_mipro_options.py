@@ -66,7 +66,7 @@ def test_init_temperature_and_the_proposer_toggles(server, task_lm):
     texts = [text for text, _ in quiet.requests]
     assert len(texts) == 4  # no data summary
     assert not any("for the step" in t or "Tip:" in t or "About the data: Here" in t for t in texts)
-    assert all("(no examples available)" in t for t in texts)
+    assert not any("Examples of the task" in t for t in texts)
 
 
 def test_max_errors_stops_the_run_and_provide_traceback_keeps_the_traceback(task_lm, reflect_lm, capsys):

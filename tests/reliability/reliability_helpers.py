@@ -110,9 +110,7 @@ def popen(args: list[str], cwd: Path, **extra_env: str) -> subprocess.Popen:
 
 def storage_kw(method: str, directory: Path) -> dict[str, str]:
     """The config field that turns on checkpointing for `method`, pointing into `directory`."""
-    if method == "gepa":
-        return {"checkpoint_dir": str(directory / "ckpt")}
-    return {"storage": str(directory / "study.db")}
+    return {"checkpoint_dir": str(directory / "ckpt")}
 
 
 def config_for(method: str, directory: Path | None = None, **kw: Any) -> Any:
@@ -143,29 +141,15 @@ def checkpoint_files(directory: Path) -> list[Path]:
 
 
 def saved_rollouts(directory: Path) -> list[dict[str, Any]]:
-    """Every rollout the checkpoints under `directory` hold (as dicts): journal records or a JSON state's cache."""
-    import json
-
-    out = [r["r"] for p in directory.rglob("journal.jsonl") for r in journal_records(p) if r.get("t") == "r"]
-    for p in directory.rglob("*.state.json"):
-        out.extend(r for _, _, r in json.loads(p.read_text())["cache"])
-    return out
+    """Every rollout the journals under `directory` hold (as dicts)."""
+    return [r["r"] for p in directory.rglob("journal.jsonl") for r in journal_records(p) if r.get("t") == "r"]
 
 
 def steps_done(directory: Path) -> int:
-    """Steps (generations, trial batches) a checkpoint under `directory` has recorded as finished; 0 while none
-    can be read."""
-    import json
-
+    """Steps (generations, trials) a journal under `directory` has recorded as finished; 0 while none can be
+    read."""
     journals = list(directory.rglob("journal.jsonl"))
-    if journals:
-        return sum(1 for r in journal_records(journals[0]) if r.get("t") == "s" and "best" in r)
-    for p in directory.rglob("*.state.json"):
-        try:
-            return len(json.loads(p.read_text())["trials"])
-        except (OSError, ValueError):
-            return 0
-    return 0
+    return sum(1 for r in journal_records(journals[0]) if r.get("t") == "s" and "best" in r) if journals else 0
 
 
 def checkpoint_rollouts(method: str, directory: Path) -> list[dict[str, Any]]:

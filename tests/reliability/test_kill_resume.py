@@ -45,7 +45,7 @@ print("done", flush=True)
 
 
 def checkpoint_path(method: str, directory: Path) -> Path:
-    return directory / "ckpt" / "journal.jsonl" if method == "gepa" else directory / "study.db.state.json"
+    return directory / "ckpt" / "journal.jsonl"
 
 
 def admitted(directory: Path) -> int:
@@ -82,7 +82,7 @@ async def test_sigkill_mid_run_then_resume_loses_and_reruns_nothing(method, tmp_
         proc.wait(timeout=10)
         killed = task_requests(slow)
         saved = len([r for r in checkpoint_rollouts(method, work) if r["score"] is not None or r["error"]])
-        sent = admitted(work) if method == "gepa" else saved
+        sent = admitted(work)
         assert steps_done(work) >= 1
 
         slow.reset_stats()
@@ -167,7 +167,7 @@ def damage_journal(path: Path, how: str) -> None:
     path.write_bytes(b"\n".join(lines))
 
 
-DAMAGE = ["truncated", "empty", "binary", "wrong_kind", "newer", "not_an_object", "missing_fields", "study_db"]
+DAMAGE = ["truncated", "empty", "binary", "wrong_kind", "newer", "not_an_object", "missing_fields"]
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +189,9 @@ def finished_checkpoints(tmp_path_factory):
 async def test_a_damaged_checkpoint_is_a_clear_error(method, how, finished_checkpoints, tmp_path):
     import shutil
 
-    if how == "study_db" and method == "gepa":
-        pytest.skip("GEPA keeps no SQLite study")
     shutil.copytree(finished_checkpoints / method, tmp_path, dirs_exist_ok=True)
-    path = tmp_path / "study.db" if how == "study_db" else checkpoint_path(method, tmp_path)
-    damage(path, "truncated" if how == "study_db" else how)
+    path = checkpoint_path(method, tmp_path)
+    damage(path, how)
     with ScriptedServer() as clean:
         cfg = config_for(method, tmp_path, **({"generations": 2} if method == "gepa" else {"num_trials": 2}))
         with pytest.raises(CheckpointError) as caught:
@@ -210,8 +208,7 @@ def test_the_cli_reports_a_damaged_checkpoint_in_one_line(method, tmp_path):
 
     config = write_cli_config(tmp_path, "http://127.0.0.1:9/v1", method)
     out_dir = tmp_path / "out"
-    name = "journal.jsonl" if method == "gepa" else "mipro_study.db.state.json"
-    state = out_dir / "checkpoint" / name
+    state = out_dir / "checkpoint" / "journal.jsonl"
     state.parent.mkdir(parents=True)
     state.write_text('{"kind": "rollouts-dspy/journal", "version": 1, "fingerprint": {"popul')  # cut short
     proc = popen(["-m", "rollouts_dspy.cli", "optimize", "--method", method, "--config", config, "--out",

@@ -9,15 +9,15 @@ import json
 import pytest
 from reliability_helpers import DATA, REPO, checkpoint_files, gepa_config, mipro_config, popen, run, task_requests
 
-from rollouts_dspy.prompt_optimization.evaluation import DEFAULT_OUTAGE_THRESHOLD, ProviderUnavailableError
 from rollouts_dspy.prompt_optimization.events import StepFinished
+from rollouts_dspy.runtime import DEFAULT_OUTAGE_THRESHOLD, ProviderUnavailableError
 from rollouts_dspy.testing import ScriptedServer
 
 METHODS = ["gepa", "mipro"]
 
 
 def storage(method: str, tmp_path) -> dict:
-    return {"checkpoint_dir": str(tmp_path / "ckpt")} if method == "gepa" else {"storage": str(tmp_path / "study.db")}
+    return {"checkpoint_dir": str(tmp_path / "ckpt")}
 
 
 @pytest.mark.parametrize("method", METHODS)

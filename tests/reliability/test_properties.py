@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from rollouts_dspy.dtypes import Message, Sample
 from rollouts_dspy.errors import CheckpointError, ConfigError, DatasetError, ResultFileError, TemplateError
 from rollouts_dspy.io import load_result, load_template, save_result, save_template
-from rollouts_dspy.prompt_optimization.checkpoint import read_json_state
 from rollouts_dspy.prompt_optimization.formatting import format_prompt, placeholders
 from rollouts_dspy.prompt_optimization.protocols import Rollout, RolloutError
 from rollouts_dspy.prompt_optimization.types import (
@@ -26,6 +25,7 @@ from rollouts_dspy.prompt_optimization.types import (
     OptimizationResult,
     PromptTemplate,
 )
+from rollouts_dspy.runtime import read_journal
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -123,7 +123,7 @@ def test_loaders_on_arbitrary_bytes(blob, tmp_path):
         except ResultFileError as exc:
             assert str(path) in str(exc)
     try:
-        read_json_state(path, kind="rollouts-dspy/gepa-state", version=1)
+        read_journal(path, method="gepa", fingerprint={})
     except CheckpointError as exc:
         assert str(path) in str(exc)
 
@@ -169,32 +169,6 @@ def test_journal_reader_on_damaged_records(data, tmp_path):
         read_journal(path, method="gepa", fingerprint={"seed": 1})
     except CheckpointError as exc:
         assert str(path) in str(exc)
-
-
-def _mipro_state() -> dict[str, Any]:
-    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, TrialEntry
-
-    rollout = Rollout(0, 1.0, "ok", {"query": "hi"}, "greeting", None, demos={"system": {"input": "a", "output": "b"}})
-    trial = TrialEntry(0, "i0d0", {"system": (0, 0)}, {0: 1.0}, 1.0, GenerationStats(0, 1.0, 1.0, 1, 1, 5, 0.0, 0.1))
-    state = MiproState("fp", {"system": ["Classify.", "Classify well."]}, {"system": [(), ({"input": "a",
-                                                                                            "output": "b"},)]},
-                       summary="s", trials={0: trial}, full_evaluated=["i0d0"], cache={(CANDIDATE.key, 0): rollout},
-                       rollouts_used=1)
-    return state.to_dict()
-
-
-@SETTINGS
-@given(data=st.data())
-def test_mipro_state_reader_on_damaged_state(data, tmp_path):
-    from rollouts_dspy.prompt_optimization.mipro.state import MiproState, state_path
-
-    storage = str(tmp_path / "study.db")
-    damaged = _mutations(data, _mipro_state())
-    state_path(storage).write_text(json.dumps(damaged))
-    try:
-        MiproState.load(storage, "fp")
-    except CheckpointError as exc:
-        assert "study.db" in str(exc)
 
 
 # The CLI's own inputs: a run config (TOML) and its dataset file. Anything gives a config / rows or our error.

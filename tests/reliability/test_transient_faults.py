@@ -26,8 +26,10 @@ from rollouts_dspy.testing import FaultConfig, ScriptedServer
 METHODS = ["gepa", "mipro"]
 
 
-def flaky(rate: float = 0.2, kinds: tuple[str, ...] | None = None, seed: int = 5) -> ScriptedServer:
-    faults = FaultConfig(rate=rate, seed=seed, timeout_seconds=1.0, **({"kinds": kinds} if kinds else {}))
+def flaky(rate: float = 0.2, kinds: tuple[str, ...] | None = None, seed: int = 5,
+          models: tuple[str, ...] = ()) -> ScriptedServer:
+    faults = FaultConfig(rate=rate, seed=seed, timeout_seconds=1.0, models=models,
+                         **({"kinds": kinds} if kinds else {}))
     return ScriptedServer(faults=faults)
 
 
@@ -75,8 +77,9 @@ async def test_a_run_on_a_flaky_provider_completes_with_retries_counted(method, 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("kind", ["context_length", "400"])
 async def test_permanent_errors_score_the_prompt_zero_without_retrying(method, kind, tmp_path):
-    with flaky(rate=0.15, kinds=(kind,), seed=2) as bad:
-        storage = {"checkpoint_dir": str(tmp_path)} if method == "gepa" else {"storage": str(tmp_path / "s.db")}
+    # Faults aimed at the task model: whatever order requests arrive in, they land on rollouts.
+    with flaky(rate=0.15, kinds=(kind,), seed=2, models=("scripted-task",)) as bad:
+        storage = {"checkpoint_dir": str(tmp_path)}
         cfg = (gepa_config(generations=2, **storage) if method == "gepa"
                else mipro_config(num_trials=2, **storage))
         result = await run(method, bad, cfg)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ...errors import ConfigError
+from ..objectives import check_objectives
 from ..validation import (
     check_budget,
     check_int,
@@ -59,7 +60,9 @@ class GEPAConfig:
     "current_best"); `component_selection` ("round_robin" | "all"); `max_merges`; `llm_merge`;
     `mutation_attempts`; `max_stale_generations`; `max_reflection_calls`; `optimize_user_template` (run_gepa:
     the user_template is a second component, rewritten like the system prompt; a rewrite that drops or invents a
-    {placeholder} is rejected); `checkpoint_dir` (the run's journal: rerunning with it resumes).
+    {placeholder} is rejected); `objectives` (multi-objective search: names of Score metrics, "prompt_length"
+    or "tokens"; the candidates best on any of them stay parents, and the result holds the Pareto front over
+    them and the score); `checkpoint_dir` (the run's journal: rerunning with it resumes).
     """
 
     population_size: int | None = None
@@ -87,6 +90,7 @@ class GEPAConfig:
     max_merges: int | None = None
     llm_merge: bool = False
     optimize_user_template: bool = False
+    objectives: tuple[str, ...] = ()
     checkpoint_dir: str | None = None
     max_stale_generations: int | None = DEFAULT_MAX_STALE_GENERATIONS
     max_reflection_calls: int | None = None
@@ -100,6 +104,7 @@ class GEPAConfig:
                               "e.g. train_seeds=tuple(range(100))")
         self._check_numbers()
         self._check_names()
+        set_(self, "objectives", check_objectives(OWNER, self.objectives))
         for name, value in choose_sizes(self).items():
             set_(self, name, value)
         if self.elite_size >= self.population_size:  # type: ignore[operator]
@@ -167,6 +172,7 @@ class GEPAConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["train_seeds"] = list(self.train_seeds)
         out["val_seeds"] = list(self.val_seeds)
+        out["objectives"] = list(self.objectives)
         return out
 
     def fingerprint(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ...dtypes import Usage
 from ...runtime import PriceBook, room
 from ...runtime.ledger import ROLLOUT, Budget
+from ..objectives import ObjectiveFront
 from ..protocols import Rollout
 from ..types import Candidate, GenerationStats, mean_of
 from .config import GEPAConfig
@@ -133,6 +134,22 @@ class GEPAEngine:
                  for e in self.state.full_entries()}
         return {cid: scores for cid, scores in table.items() if scores}
 
+    def objective_front(self) -> ObjectiveFront:
+        """Every comparable candidate's objectives on the Pareto set, and their front (see objectives.py)."""
+        points = {}
+        for cid, scores in self._table().items():
+            entry = self.state.entries[cid]
+            point = {"score": mean_of(scores) or 0.0,
+                     "prompt_length": float(sum(len(t) for t in entry.candidate.instructions.values())),
+                     "tokens": float(mean_of([entry.tokens[i] for i in scores if i in entry.tokens]) or 0.0)}
+            per_sample = entry.objectives.get(self.split, {})
+            for name in self.config.objectives:
+                values = [per_sample[i][name] for i in scores if name in per_sample.get(i, {})]
+                if values:
+                    point[name] = sum(values) / len(values)
+            points[cid] = point
+        return ObjectiveFront.of(points, self.config.objectives)
+
     def ranked(self) -> list[str]:
         """Comparable candidates, best Pareto mean first (ties: oldest)."""
         return rank_by_mean({cid: mean_of(scores) for cid, scores in self._table().items()})
@@ -146,6 +163,8 @@ class GEPAEngine:
             return None
         rng = rng_for(self.config, step, "plan")
         front = frontier(table, self.pareto_set)
+        if self.config.objectives:  # the best trade-offs on the other objectives stay parents too
+            front = {**front, **{c: frozenset() for c in self.objective_front().front if c not in front}}
         means = {cid: mean_of(s) or 0.0 for cid, s in table.items()}
         first = self.selector.select(front, means, rng)
         minibatch = _sample(self.feedback_pool, self.config.minibatch_size or 1, rng_for(self.config, step, "mb"))

@@ -113,7 +113,8 @@ class _Shell:
         self.emit(RunFinished(METHOD, score, reason, self.runtime.rollouts_used))
         return SearchOutcome(engine.state.records(), tuple(engine.state.history), best_id, reason,
                              self.runtime.rollouts_used, self.runtime.cost(), self.runtime.usage(),
-                             compared_on=engine.pareto_set, compared_split=engine.split)
+                             compared_on=engine.pareto_set, compared_split=engine.split,
+                             front=engine.objective_front() if self.config.objectives else None)
 
     async def _search(self) -> str:
         """Launch steps while the engine allows (at most a generation's worth in flight), tell them in order."""

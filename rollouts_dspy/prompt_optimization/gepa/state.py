@@ -33,6 +33,7 @@ class Entry:
     train: dict[int, float] = field(default_factory=dict)
     val: dict[int, float] = field(default_factory=dict)
     objectives: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    tokens: dict[int, int] = field(default_factory=dict)  # tokens of each measured rollout (the cost objective)
     failed: int = 0
     full: bool = False
     compared_at: int | None = None  # rollouts used when it became full (before its Pareto-set evaluation)
@@ -44,6 +45,7 @@ class Entry:
                 self.failed += 1
             else:
                 scores[i] = float(r.score)
+                self.tokens[i] = r.usage.total_tokens
                 if r.objectives:
                     self.objectives.setdefault(split, {})[i] = dict(r.objectives)
 

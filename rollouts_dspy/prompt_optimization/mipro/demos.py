@@ -1,10 +1,5 @@
-"""Demo candidates: bootstrapped demos (the template's own successful runs), labeled demos (ground truth rendered
-as the answer), and the candidate demo sets the search picks from.
-
-`build_demo_sets` is pure; `collect_bootstrapped` is the async shell that runs the initial candidate through the
-run's Evaluator (so those rollouts are cached and reused by the search); `bootstrap_demos` is the spec's
-template-level function.
-"""
+"""Demo candidates: bootstrapped demos (the starting point's own successful runs), labeled demos (ground truth
+rendered as the answer), and the candidate demo sets the search picks from. Pure; the runner runs the rollouts."""
 
 from __future__ import annotations
 
@@ -13,16 +8,9 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...dtypes import Endpoint, ScoreFn
-from ...errors import ConfigError
-from ...llm import LLMSession
-from ..evaluation import Evaluator
-from ..formatting import validate_dataset
 from ..protocols import Rollout, Task
-from ..template_task import EnvironmentFactory, TemplateTask, check_score_fn
-from ..types import SYSTEM, Candidate, FewShotExample, PromptTemplate
 
-__all__ = ["DemoSet", "PoolDemo", "bootstrap_demos", "build_demo_sets", "collect_bootstrapped", "labeled_pool",
+__all__ = ["DemoSet", "PoolDemo", "bootstrap_limit", "bootstrap_target", "build_demo_sets", "labeled_pool",
            "succeeded"]
 
 Demo = Mapping[str, Any]
@@ -101,54 +89,17 @@ def labeled_pool(task: Task, order: Sequence[int], component: str, limit: int) -
     return out
 
 
-async def collect_bootstrapped(
-    evaluator: Evaluator,
-    candidate: Candidate,
-    order: Sequence[int],
-    *,
-    target: int,
-    threshold: float,
-    limit: int,
-    chunk: int,
-) -> list[Rollout]:
-    """Run `candidate` on samples in `order`, `chunk` at a time, until `target` runs succeeded or `limit` samples
-    were tried; the successful rollouts, in `order`. Stops early when the budget grants nothing more."""
-    found: list[Rollout] = []
-    tried = 0
-    while len(found) < target and tried < min(limit, len(order)):
-        batch = list(order[tried:min(tried + chunk, limit)])
-        tried += len(batch)
-        results = await evaluator.evaluate(candidate, batch)
-        found.extend(results[i] for i in batch if i in results and succeeded(results[i], threshold))
-        if len(results) < len(batch):
-            break
-    return found[:target] if target else []
+def bootstrap_target(max_bootstrapped: int, num_demo_sets: int) -> int:
+    """Successful runs wanted as bootstrapped demos: enough for the random demo sets to draw different mixes
+    (at most four sets' worth: more of the starting point's runs buy little)."""
+    if max_bootstrapped == 0:
+        return 0
+    return max_bootstrapped * max(1, min(num_demo_sets - 3, 4))
 
 
-async def bootstrap_demos(
-    template: PromptTemplate,
-    dataset: Sequence[Mapping[str, Any]],
-    seeds: Sequence[int],
-    endpoint: Endpoint,
-    score_fn: ScoreFn,
-    max_demos: int,
-    *,
-    threshold: float = 1.0,
-    environment_factory: EnvironmentFactory | None = None,
-    max_concurrent: int = 10,
-    session: LLMSession | None = None,
-) -> list[FewShotExample]:
-    """Run `template` on the rows `seeds` (in that order, `max_concurrent` at a time) and keep up to `max_demos`
-    runs that scored at least `threshold` as demos. An agent run's demo keeps its tool calls and results as
-    messages, so the demo shows the model *how* it used the tools."""
-    if isinstance(max_demos, bool) or not isinstance(max_demos, int) or max_demos < 0:
-        raise ConfigError(f"max_demos must be an integer >= 0, but got {max_demos!r}")
-    validate_dataset(template, dataset, seeds, what="seeds")
-    check_score_fn(score_fn)
-    session = session or LLMSession(max_concurrent=max_concurrent)
-    task = TemplateTask(template, dataset, endpoint, score_fn, session, environment_factory=environment_factory)
-    found = await collect_bootstrapped(
-        Evaluator(task), Candidate.from_template(template), list(seeds),
-        target=max_demos, threshold=threshold, limit=len(seeds), chunk=max_concurrent,
-    )
-    return [FewShotExample.from_dict(r.demos[SYSTEM]) for r in found if SYSTEM in r.demos]
+def bootstrap_limit(max_bootstrapped: int, num_demo_sets: int, num_train: int, cap: int | None) -> int:
+    """At most this many training samples are run to find them (`cap`: the config's max_bootstrap_rollouts)."""
+    target = bootstrap_target(max_bootstrapped, num_demo_sets)
+    if target == 0:
+        return 0
+    return min(num_train, cap or 4 * target)

@@ -1,14 +1,14 @@
-"""Grounded instruction proposals: a dataset summary (made once), then one proposer request per candidate that
-shows the summary, the current instruction, a few demos and a varied tip. Replies are parsed and filtered;
-garbage and duplicates are dropped; the original instruction is always candidate 0.
+"""Grounded instruction proposals: an optional dataset summary (made once), then one proposer request per candidate
+that shows what the config's `*_aware` flags allow -- the program's steps and inputs, the summary, the current
+instruction, a sample of demos, observed failures and a tip. Replies are parsed and filtered; garbage and
+duplicates are dropped; the original instruction is always candidate 0.
 
-Prompt building, reply parsing and dedup are pure; `summarize_dataset` and `propose_for_component` are the async
-shell over a LanguageModel; `propose_instructions` is the spec's template-level function.
+Everything here is pure except `ask_all`, which sends requests through a LanguageModel (the runtime's recorded
+proposer) and tells a budget refusal, a provider outage and a failed request apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
@@ -16,22 +16,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...dtypes import Endpoint, Message, Usage
-from ...errors import ConfigError
-from ...llm import LLMSession
-from ..formatting import validate_dataset
-from ..protocols import LanguageModel
-from ..template_task import EndpointModel, TemplateTask
-from ..types import SYSTEM, PromptTemplate
-from .config import DEFAULT_TIPS
+from ...dtypes import Message, Usage
+from ...runtime import BudgetExhausted, ProviderUnavailableError, counts_as_outage, gather_all
+from ..protocols import LanguageModel, Rollout
 
 __all__ = [
-    "ProposalResult", "dedupe_instructions", "parse_instruction", "propose_for_component", "propose_instructions",
-    "proposal_messages", "render_demo", "summarize_dataset", "summary_messages",
+    "ProposalContext", "ProposalResult", "Reply", "ask_all", "ask_one", "collect_proposals", "dedupe_instructions",
+    "parse_instruction", "proposal_messages", "proposal_requests", "render_demo", "render_failure",
+    "summary_messages",
 ]
 
 MIN_INSTRUCTION_CHARS = 12
 MAX_INSTRUCTION_CHARS = 8000
+MAX_FAILURE_CHARS = 600
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 _DSPY_MARKER = re.compile(r"\[\[ ## \w+ ## \]\]")
 
@@ -52,6 +49,16 @@ def render_demo(demo: Mapping[str, Any]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in demo.items() if k != "augmented")
 
 
+def render_failure(rollout: Rollout) -> str:
+    """A run of the current instruction that fell short: its inputs, what the model answered, the feedback."""
+    inputs = "\n".join(f"{k}: {v}" for k, v in rollout.inputs.items())
+    score = "unmeasured" if rollout.score is None else f"{rollout.score:g}"
+    text = f"Input:\n{inputs}\nModel output: {rollout.output.strip()}\nScore: {score}"
+    if rollout.feedback:
+        text += f"\nFeedback: {rollout.feedback.strip()}"
+    return text[:MAX_FAILURE_CHARS]
+
+
 def summary_messages(examples: Sequence[Mapping[str, Any]]) -> list[Message]:
     """Ask for a short description of the data. The rows are shown as JSON lines, without any cue words, so
     the reply describes the data instead of rewriting a prompt."""
@@ -64,30 +71,63 @@ def summary_messages(examples: Sequence[Mapping[str, Any]]) -> list[Message]:
     ]
 
 
-def proposal_messages(
-    current: str, summary: str, demos: Sequence[Mapping[str, Any]], tip: str, component: str | None = None
-) -> list[Message]:
-    """One proposal request: role, summary and tip in the system message; the examples and the current
-    instruction (in a ``` block, the first block of the message) in the user message."""
+def proposal_messages(current: str, summary: str, demos: Sequence[Mapping[str, Any]], tip: str,
+                      component: str | None = None, *, program: str = "", failures: Sequence[str] = (),
+                      number: int = 0) -> list[Message]:
+    """One proposal request: role, program, summary and tip in the system message; the current instruction (in a
+    ``` block, the first block of the message), the examples and the failures in the user message. Empty parts
+    are left out (the config's `*_aware` flags empty them). `number` (> 0) names the proposal, so requests that
+    would otherwise be identical stay distinct calls (a sampling proposer then gives different answers)."""
     where = f" for the step `{component}` of a multi-step program" if component else ""
-    system = (
-        f"You write the instruction (system prompt) that a language model follows{where}. A good instruction is "
-        "grounded in the data: it states the task and the rules that decide the right answer.\n\n"
-        f"About the data: {summary.strip() or 'no description available.'}"
-    )
+    system = (f"You write the instruction (system prompt) that a language model follows{where}. A good instruction "
+              "is grounded in the data: it states the task and the rules that decide the right answer.")
+    if program:
+        system += f"\n\nAbout the program: {program.strip()}"
+    if summary.strip():
+        system += f"\n\nAbout the data: {summary.strip()}"
     if tip:
         system += f"\n\nTip: {tip}"
-    shown = "\n\n".join(render_demo(d) for d in demos) or "(no examples available)"
-    user = (
-        f"Current instruction:\n```\n{current.strip()}\n```\n\n"
-        f"Examples of the task, each with its expected output:\n\n{shown}\n\n"
-        "Write an improved instruction that would make a model produce the expected outputs. Keep what is right "
-        "in the current instruction. Reply with the new instruction inside one ``` block."
-    )
+    user = f"Current instruction:\n```\n{current.strip()}\n```\n\n"
+    if demos:
+        shown = "\n\n".join(render_demo(d) for d in demos)
+        user += f"Examples of the task, each with its expected output:\n\n{shown}\n\n"
+    if failures:
+        user += "Runs of the current instruction that fell short, with feedback:\n\n" + "\n\n".join(failures) + "\n\n"
+    user += ("Write an improved instruction that would make a model produce the expected outputs. Keep what is "
+             "right in the current instruction. Reply with the new instruction inside one ``` block.")
+    if number:
+        user += f" (Proposal {number}.)"
     return [Message("system", system), Message("user", user)]
 
 
-def parse_instruction(reply: str) -> str | None:
+@dataclass(frozen=True)
+class ProposalContext:
+    """What the proposal requests for one component may show (already filtered by the `*_aware` flags)."""
+
+    component: str | None  # None for a one-component task (no step name is shown)
+    current: str
+    summary: str = ""
+    program: str = ""
+    pool: tuple[Mapping[str, Any], ...] = ()
+    failures: tuple[str, ...] = ()
+
+
+def proposal_requests(context: ProposalContext, *, num_candidates: int, tips: Sequence[str], per_prompt: int,
+                      failures_per_prompt: int, seed: int | str) -> list[list[Message]]:
+    """`num_candidates - 1` requests; request k shows its own seeded samples of the demos and failures and tip k
+    (cycled; no tip when `tips` is empty)."""
+    requests = []
+    for k in range(1, num_candidates):
+        rng = random.Random(f"mipro-proposal:{seed}:{context.component}:{k}")
+        demos = rng.sample(list(context.pool), min(per_prompt, len(context.pool)))
+        failures = rng.sample(list(context.failures), min(failures_per_prompt, len(context.failures)))
+        tip = tips[(k - 1) % len(tips)] if tips else ""
+        requests.append(proposal_messages(context.current, context.summary, demos, tip, context.component,
+                                          program=context.program, failures=failures, number=k))
+    return requests
+
+
+def parse_instruction(reply: Any) -> str | None:
     """The instruction in a proposer reply (the first ``` block, else the whole text), or None for garbage:
     empty, too short to be an instruction, absurdly long, or an unfilled structured-output template."""
     if not isinstance(reply, str):
@@ -117,109 +157,59 @@ def dedupe_instructions(original: str, proposals: Sequence[str | None]) -> list[
 
 
 @dataclass(frozen=True)
+class Reply:
+    """One request's outcome: the text, or why there is none (`error`; `budget` when it was never sent)."""
+
+    text: str | None
+    usage: Usage = field(default_factory=Usage)
+    error: str = ""
+    budget: bool = False
+    provider: bool = False  # the request failed because the provider could not answer (counts_as_outage)
+    kind: str = ""
+
+
+@dataclass(frozen=True)
 class ProposalResult:
-    """`errors` are the exceptions proposer calls raised (the caller tells an outage from a broken proposer)."""
+    """The instructions of one component (the original first) and why the missing ones are missing."""
 
     instructions: tuple[str, ...]
-    warnings: tuple[str, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-    errors: tuple[Exception, ...] = ()
-    calls: int = 0
+    dropped: tuple[str, ...] = ()
 
 
-async def _ask(proposer: LanguageModel, messages: list[Message]) -> tuple[str | None, Usage, Exception | None]:
-    try:
-        text, usage = await proposer.complete(messages)
-    except Exception as exc:  # noqa: BLE001 - a failed proposal is one candidate fewer, never a dead run
-        return None, Usage(), exc
-    return text, usage, None
-
-
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-async def summarize_dataset(proposer: LanguageModel, examples: Sequence[Mapping[str, Any]]) -> ProposalResult:
-    """A short dataset description (empty when the proposer fails: proposals then go without it)."""
-    if not examples:
-        return ProposalResult(("",))
-    text, usage, error = await _ask(proposer, summary_messages(examples))
-    summary = (text or "").replace("```", "").strip()[:2000]
-    warnings = (f"dataset summary failed ({_describe(error)}); proposing without it",) if error else ()
-    return ProposalResult((summary,), warnings, usage, (error,) if error else (), 1)
-
-
-async def propose_for_component(
-    proposer: LanguageModel,
-    *,
-    current: str,
-    summary: str,
-    pool: Sequence[Mapping[str, Any]],
-    num_candidates: int,
-    tips: Sequence[str],
-    per_prompt: int,
-    seed: int | str,
-    component: str | None = None,
-) -> ProposalResult:
-    """Up to `num_candidates` instructions, the current one first: `num_candidates - 1` proposer requests run
-    concurrently, candidate k showing its own seeded sample of `pool` and tip k (cycled)."""
-    requests = []
-    for k in range(1, num_candidates):
-        rng = random.Random(f"mipro-proposal:{seed}:{component}:{k}")
-        demos = rng.sample(list(pool), min(per_prompt, len(pool)))
-        requests.append(proposal_messages(current, summary, demos, tips[(k - 1) % len(tips)], component))
-    replies = await asyncio.gather(*(_ask(proposer, m) for m in requests))
-    usage = Usage()
-    warnings: list[str] = []
-    errors: list[Exception] = []
+def collect_proposals(current: str, replies: Sequence[Reply]) -> ProposalResult:
+    """Parse and dedupe the replies of one component's requests; say why each lost proposal was lost."""
     parsed: list[str | None] = []
-    for k, (text, u, error) in enumerate(replies, start=1):
-        usage = usage + u
-        instruction = parse_instruction(text) if error is None else None
-        if error is not None:
-            errors.append(error)
-            warnings.append(f"proposal {k} failed: {_describe(error)}")
+    dropped: list[str] = []
+    for k, reply in enumerate(replies, start=1):
+        instruction = parse_instruction(reply.text) if reply.text is not None else None
+        if reply.text is None:
+            dropped.append(f"proposal {k} " + ("not made: the budget is spent" if reply.budget
+                                               else f"failed: {reply.error}"))
         elif instruction is None:
-            warnings.append(f"proposal {k} dropped: not an instruction ({(text or '')[:60]!r})")
+            dropped.append(f"proposal {k} dropped: not an instruction ({reply.text[:60]!r})")
         parsed.append(instruction)
-    return ProposalResult(tuple(dedupe_instructions(current, parsed)), tuple(warnings), usage, tuple(errors),
-                          len(requests))
+    return ProposalResult(tuple(dedupe_instructions(current, parsed)), tuple(dropped))
 
 
-def _never_called(*_: Any) -> Any:  # TemplateTask wants a score_fn; rendering labeled demos never scores
-    raise AssertionError("not used")
+async def _ask(model: LanguageModel, messages: list[Message]) -> Reply:
+    try:
+        text, usage = await model.complete(messages)
+    except BudgetExhausted:
+        return Reply(None, budget=True)
+    except ProviderUnavailableError:
+        raise  # the provider is down: the run stops (the runtime decided it)
+    except Exception as exc:  # noqa: BLE001 - a failed proposal is one candidate fewer, never a dead run
+        return Reply(None, error=f"{type(exc).__name__}: {exc}"[:300], provider=counts_as_outage(exc),
+                     kind=str(getattr(exc, "kind", type(exc).__name__)))
+    return Reply(text, usage)
 
 
-async def propose_instructions(
-    template: PromptTemplate,
-    dataset: Sequence[Mapping[str, Any]],
-    endpoint: Endpoint,
-    num_candidates: int,
-    *,
-    seeds: Sequence[int] | None = None,
-    seed: int = 0,
-    tips: Sequence[str] = DEFAULT_TIPS,
-    per_prompt: int = 10,
-    summary_examples: int = 12,
-    max_concurrent: int = 10,
-    session: LLMSession | None = None,
-) -> list[str]:
-    """Instruction candidates for `template.system`, the original first (at most `num_candidates`), grounded in
-    a summary of the rows `seeds` (all rows by default), the template's demos and labeled rows."""
-    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-        raise ConfigError(f"num_candidates must be an integer >= 1, but got {num_candidates!r}")
-    seeds = list(range(len(dataset))) if seeds is None else list(seeds)
-    validate_dataset(template, dataset, seeds, what="seeds")
-    session = session or LLMSession(max_concurrent=max_concurrent, seed=seed)
-    proposer = EndpointModel(endpoint, session, "proposer")
-    task = TemplateTask(template, dataset, endpoint, _never_called, session)
-    order = seeds[:]
-    random.Random(f"mipro-order:{seed}").shuffle(order)
-    labeled = [d for d in (task.labeled_demo(i, SYSTEM) for i in order) if d is not None]
-    pool = [ex.to_dict() for ex in template.few_shot_examples] + labeled
-    summary = await summarize_dataset(proposer, labeled[:summary_examples])
-    result = await propose_for_component(
-        proposer, current=template.system, summary=summary.instructions[0], pool=pool,
-        num_candidates=num_candidates, tips=tips, per_prompt=per_prompt, seed=seed,
-    )
-    return list(result.instructions)
+async def ask_all(model: LanguageModel, requests: Sequence[list[Message]]) -> list[Reply]:
+    """Every request, concurrently (the model's runtime limits how many are in flight), replies in order."""
+    if not requests:
+        return []
+    return await gather_all(_ask(model, m) for m in requests)
+
+
+async def ask_one(model: LanguageModel, messages: list[Message]) -> Reply:
+    return await _ask(model, messages)

@@ -1,5 +1,5 @@
-"""Pure decisions of the MIPRO search: which samples a trial sees, how many trials run at once, when a full
-evaluation is due and of which combination, which combinations are validated, and what the budget allows."""
+"""Pure decisions of the MIPRO search: which samples a trial sees, how many trials are in flight, when a full
+evaluation is due and of which combination, how combinations rank, which are validated and which one wins."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 
+from ..types import mean_of
+
 __all__ = [
-    "MAX_TRIALS_PER_BATCH", "batch_seed", "choose_best", "full_eval_due", "mean", "minibatch", "pick_for_full_eval",
-    "rank_combinations", "room_for_search", "trials_per_batch", "validation_choices", "validation_reserve",
+    "MAX_TRIALS_IN_FLIGHT", "batch_seed", "choose_best", "full_eval_due", "minibatch", "pick_for_full_eval",
+    "rank_combinations", "trials_in_flight", "validation_choices",
 ]
 
-MAX_TRIALS_PER_BATCH = 4
-"""TPE learns only from told trials: more than a few trials per batch would make the search mostly blind."""
-
-
-def mean(scores: Mapping[int, float]) -> float | None:
-    return sum(scores.values()) / len(scores) if scores else None
+MAX_TRIALS_IN_FLIGHT = 6
+"""TPE learns only from told trials: with more trials asked ahead of their results the search gets blind."""
 
 
 def minibatch(train: Sequence[int], size: int, seed: int, trial: int) -> tuple[int, ...]:
@@ -29,24 +27,25 @@ def minibatch(train: Sequence[int], size: int, seed: int, trial: int) -> tuple[i
     return tuple(s for k, s in enumerate(train) if k in picked)
 
 
-def trials_per_batch(max_concurrent: int, minibatch_size: int, num_train: int, override: int | None = None) -> int:
-    """How many trials are asked together and run concurrently: enough to keep `max_concurrent` calls busy
-    (one trial runs min(minibatch_size, num_train) rollouts at once), at most MAX_TRIALS_PER_BATCH."""
+def trials_in_flight(max_concurrent: int, minibatch_size: int, num_train: int, override: int | None = None) -> int:
+    """How many trials run at once: one more than fill `max_concurrent` calls (one trial runs
+    min(minibatch_size, num_train) rollouts), so the next trial's calls are queued when a slot frees up; at most
+    MAX_TRIALS_IN_FLIGHT. Trial t is asked when trial t - this number was told (see runner)."""
     if override is not None:
         return override
     per_trial = max(1, min(minibatch_size, num_train))
-    return max(1, min(MAX_TRIALS_PER_BATCH, max_concurrent // per_trial))
+    return max(1, min(MAX_TRIALS_IN_FLIGHT, math.ceil(max_concurrent / per_trial) + 1))
 
 
-def batch_seed(seed: int, first_trial: int) -> int:
-    """The TPE sampler's seed for the batch starting at `first_trial`: a fresh seeded sampler per batch makes
-    a resumed study sample exactly what an uninterrupted one would."""
-    return (seed * 1_000_003 + first_trial) % (2**31 - 1)
+def batch_seed(seed: int, trial: int) -> int:
+    """The TPE sampler's seed for asking trial `trial`: a fresh seeded sampler per ask makes every ask a function
+    of the told trials only, so a replayed (resumed) study samples exactly what the uninterrupted one did."""
+    return (seed * 1_000_003 + trial) % (2**31 - 1)
 
 
-def full_eval_due(done_before: int, done_after: int, every: int, num_trials: int) -> bool:
-    """A full evaluation follows the batch that completed a multiple of `every` trials, and the last batch."""
-    return done_after // every > done_before // every or (done_after >= num_trials > done_before)
+def full_eval_due(trial: int, every: int, num_trials: int) -> bool:
+    """A full evaluation follows every `every`-th trial and the last one."""
+    return (trial + 1) % every == 0 or trial + 1 == num_trials
 
 
 def pick_for_full_eval(
@@ -54,14 +53,14 @@ def pick_for_full_eval(
 ) -> str | None:
     """The combination with the best mean minibatch score that has not had its full evaluation (ties: the one
     first tried, i.e. earliest in `order`); None when every scored combination already had one."""
-    best: tuple[float, int, str] | None = None
-    for rank, combo in enumerate(order):
-        m = mean(minibatch_scores.get(combo, {}))
+    best: tuple[float, str] | None = None
+    for combo in order:
+        m = mean_of(minibatch_scores.get(combo, {}))
         if combo in fully_evaluated or m is None:
             continue
-        if best is None or (m, -rank) > (best[0], -best[1]):
-            best = (m, rank, combo)
-    return best[2] if best else None
+        if best is None or m > best[0]:
+            best = (m, combo)
+    return best[1] if best else None
 
 
 def rank_combinations(
@@ -95,25 +94,3 @@ def choose_best(val_means: Mapping[str, float | None], candidates: Sequence[str]
         if m is not None and (best_mean is None or m > best_mean):
             best, best_mean = c, m
     return best
-
-
-def validation_reserve(num_val: int, num_top: int) -> int:
-    """Rollouts held back for the final validation: the top combinations plus the initial one."""
-    return (num_top + 1) * num_val
-
-
-def room_for_search(
-    *, max_rollouts: int | None, rollouts_used: int, max_cost_usd: float | None, cost_usd: float,
-    avg_rollout_cost: float, reserve: int,
-) -> int | None:
-    """New rollouts the search may still start while keeping `reserve` for validation; None when unlimited.
-    Under a dollar budget the room is what the remaining dollars buy at the average rollout price so far."""
-    room: int | None = None
-    if max_rollouts is not None:
-        room = max_rollouts - rollouts_used - reserve
-    if max_cost_usd is not None and avg_rollout_cost > 0:
-        by_cost = math.floor((max_cost_usd - cost_usd) / avg_rollout_cost) - reserve
-        room = by_cost if room is None else min(room, by_cost)
-    if max_cost_usd is not None and cost_usd >= max_cost_usd:
-        room = 0
-    return None if room is None else max(room, 0)

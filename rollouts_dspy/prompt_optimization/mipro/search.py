@@ -1,16 +1,21 @@
-"""The Optuna side of MIPRO: one categorical parameter per (component, instruction | demos), a seeded TPE
-sampler, the initial combination enqueued as the first trial, ask/tell in batches, and SQLite (RDB) storage so a
-study survives the process. Optuna is imported here only."""
+"""The Optuna side of MIPRO: one categorical parameter per (component, instruction | demos), a TPE sampler seeded
+per ask, the initial combination as the first trial, and full-evaluation scores added as trials of their own (as
+MIPROv2 does, so TPE learns from the most reliable scores too). Optuna is imported here only.
+
+The study is rebuilt in every process by the engine's own replay (same asks, same tells, same order), so it lives
+in memory; with an RDB `storage` URL the same study is also written there (recreated at the start of each
+process) for tools such as optuna-dashboard.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from ...errors import CheckpointError
 from .schedule import batch_seed
 
-__all__ = ["STUDY_NAME", "Study", "combination_id", "param_name"]
+__all__ = ["STUDY_NAME", "Choice", "Study", "combination_id", "param_name"]
 
 STUDY_NAME = "rollouts-mipro"
 Choice = Mapping[str, tuple[int, int]]
@@ -33,10 +38,22 @@ def _optuna() -> Any:
     return optuna
 
 
+def _open_storage(optuna: Any, url: str, name: str) -> Any:
+    try:
+        storage = optuna.storages.RDBStorage(url)
+        if name in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
+            optuna.delete_study(study_name=name, storage=storage)
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy errors of a damaged or unreachable database
+        raise CheckpointError(f"the Optuna storage {url} cannot be used ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]})") from None
+    return storage
+
+
 class Study:
     """An Optuna study over combination indices. `sizes[component] = (num instructions, num demo sets)`."""
 
-    def __init__(self, sizes: Mapping[str, tuple[int, int]], seed: int, storage: str | None = None) -> None:
+    def __init__(self, sizes: Mapping[str, tuple[int, int]], seed: int, storage: str | None = None,
+                 name: str = STUDY_NAME) -> None:
         optuna = _optuna()
         self.components = tuple(sizes)
         self.seed = seed
@@ -45,50 +62,41 @@ class Study:
         for c, (n_instr, n_demos) in sizes.items():
             self.distributions[param_name(c, "instruction")] = dist(list(range(n_instr)))
             self.distributions[param_name(c, "demos")] = dist(list(range(n_demos)))
-        url = None
-        if storage is not None:
-            Path(storage).parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{Path(storage).resolve()}"
-        try:
-            self.study = optuna.create_study(
-                storage=url, study_name=STUDY_NAME, direction="maximize", load_if_exists=url is not None,
-                sampler=optuna.samplers.TPESampler(seed=seed),
-            )
-            trials = self.study.get_trials(deepcopy=False)
-        except Exception as exc:  # noqa: BLE001 - sqlalchemy/sqlite errors of a damaged study file
-            if url is None:
-                raise
-            from ...errors import CheckpointError
+        backend = None if storage is None else _open_storage(optuna, storage, name)
+        self.study = optuna.create_study(storage=backend, study_name=name, direction="maximize",
+                                         sampler=optuna.samplers.TPESampler(seed=seed))
+        # The starting point is the first trial, so every run measures where it began.
+        self.study.enqueue_trial(self.params({c: (0, 0) for c in self.components}))
+        self._asked: dict[int, Any] = {}
 
-            raise CheckpointError(f"the Optuna study {storage} cannot be opened ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200]}); delete it and its .state.json to start "
-                                  "over") from None
-        if not trials:
-            # The starting point is the first trial, so every run measures where it began.
-            self.study.enqueue_trial({param_name(c, k): 0 for c in self.components for k in ("instruction", "demos")})
+    def params(self, choice: Choice) -> dict[str, int]:
+        return {param_name(c, k): choice[c][i] for c in self.components for i, k in enumerate(("instruction",
+                                                                                                 "demos"))}
 
     def choice(self, params: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
         return {c: (int(params[param_name(c, "instruction")]), int(params[param_name(c, "demos")]))
                 for c in self.components}
 
-    def running(self) -> list[tuple[int, dict[str, tuple[int, int]]]]:
-        """Trials a crashed process left RUNNING: (number, choice)."""
+    def ask(self, trial: int) -> dict[str, tuple[int, int]]:
+        """The choice of our trial `trial`, sampled by a TPE sampler seeded from (seed, trial): it depends only on
+        the trials told so far, never on when the other trials in flight finish."""
         optuna = _optuna()
-        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        return [(t.number, self.choice(t.params)) for t in running if len(t.params) == len(self.distributions)]
+        self.study.sampler = optuna.samplers.TPESampler(seed=batch_seed(self.seed, trial))
+        asked = self.study.ask(self.distributions)
+        self._asked[trial] = asked
+        return self.choice(asked.params)
 
-    def ask(self, n: int) -> list[tuple[int, dict[str, tuple[int, int]]]]:
-        """`n` new trials (enqueued ones first), sampled by a TPE sampler seeded from (seed, first trial number)."""
+    def tell(self, trial: int, value: float | None) -> None:
+        """Finish our trial `trial`: its mean minibatch score, or FAIL when nothing was measured."""
         optuna = _optuna()
-        first = len(self.study.get_trials(deepcopy=False))
-        self.study.sampler = optuna.samplers.TPESampler(seed=batch_seed(self.seed, first))
-        trials = [self.study.ask(self.distributions) for _ in range(n)]
-        return [(t.number, self.choice(t.params)) for t in trials]
-
-    def tell(self, number: int, value: float | None) -> None:
-        """Finish a trial: its mean minibatch score, or FAIL when nothing was measured."""
-        optuna = _optuna()
+        asked = self._asked.pop(trial)
         if value is None:
-            self.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
         else:
-            self.study.tell(number, value, skip_if_finished=True)
+            self.study.tell(asked, value)
+
+    def add_full_evaluation(self, choice: Choice, value: float) -> None:
+        """A full evaluation's mean, as a finished trial of its own (MIPROv2 does the same)."""
+        optuna = _optuna()
+        self.study.add_trial(optuna.trial.create_trial(params=self.params(choice), distributions=self.distributions,
+                                                       value=value))

@@ -3,10 +3,14 @@ from __future__ import annotations
 from rollouts_dspy import LLMCallError
 from rollouts_dspy.prompt_optimization.mipro import dedupe_instructions, parse_instruction
 from rollouts_dspy.prompt_optimization.mipro.proposals import (
+    ProposalContext,
+    ask_all,
+    ask_one,
+    collect_proposals,
     proposal_messages,
-    propose_for_component,
+    proposal_requests,
     render_demo,
-    summarize_dataset,
+    summary_messages,
 )
 
 from .fakes import FakeProposer
@@ -43,27 +47,56 @@ def test_proposal_request_is_grounded():
     assert user.index("```\nOld instruction.\n```") < user.index("Expected output: a")
 
 
+def _context(**kw):
+    params = dict(component=None, current="Original.", summary="s",
+                  pool=tuple({"input": f"q{i}", "output": "a"} for i in range(20)))
+    params.update(kw)
+    return ProposalContext(**params)
+
+
 async def test_candidates_original_first_deduped_bounded():
-    result = await propose_for_component(FakeProposer(), current="Original.", summary="s",
-                                         pool=[{"input": f"q{i}", "output": "a"} for i in range(20)],
-                                         num_candidates=6, tips=("", "t"), per_prompt=3, seed=0)
+    requests = proposal_requests(_context(), num_candidates=6, tips=("", "t"), per_prompt=3, failures_per_prompt=0,
+                                 seed=0)
+    assert len(requests) == 5
+    result = collect_proposals("Original.", await ask_all(FakeProposer(), requests))
     assert result.instructions[0] == "Original." and 2 <= len(result.instructions) <= 6
     assert len(set(result.instructions)) == len(result.instructions)
 
 
 async def test_same_proposal_twice_is_one_candidate():
-    result = await propose_for_component(FakeProposer("same"), current="Original.", summary="s", pool=[],
-                                         num_candidates=5, tips=("",), per_prompt=3, seed=0)
+    requests = proposal_requests(_context(pool=()), num_candidates=5, tips=("",), per_prompt=3,
+                                 failures_per_prompt=0, seed=0)
+    result = collect_proposals("Original.", await ask_all(FakeProposer("same"), requests))
     assert result.instructions == ("Original.", "A good instruction.")
 
 
-async def test_garbage_or_failing_proposer_leaves_only_the_original():
-    for mode in ("garbage", "raise"):
-        result = await propose_for_component(FakeProposer(mode), current="Original.", summary="", pool=[],
-                                             num_candidates=5, tips=("",), per_prompt=3, seed=0)
-        assert result.instructions == ("Original.",) and len(result.warnings) == 4
-    summary = await summarize_dataset(FakeProposer("raise"), [{"q": 1}])  # this fake still answers summaries
-    assert summary.instructions == ("Rows are short queries with one label each.",) and summary.warnings == ()
+async def test_garbage_or_failing_proposer_leaves_only_the_original_and_says_why():
+    for mode, why in (("garbage", "not an instruction"), ("raise", "failed: RuntimeError: proposer down")):
+        requests = proposal_requests(_context(pool=()), num_candidates=5, tips=("",), per_prompt=3,
+                                     failures_per_prompt=0, seed=0)
+        result = collect_proposals("Original.", await ask_all(FakeProposer(mode), requests))
+        assert result.instructions == ("Original.",) and len(result.dropped) == 4
+        assert all(why in reason for reason in result.dropped), result.dropped
+
+
+def test_the_aware_flags_choose_what_a_request_shows():
+    full = _context(summary="Banking queries.", program="the model reads the input field(s) query.",
+                    failures=("Input:\nquery: hi\nModel output: x\nScore: 0\nFeedback: expected: greet",))
+    system, user = (m.content for m in proposal_requests(full, num_candidates=2, tips=("Be brief.",), per_prompt=2,
+                                                         failures_per_prompt=1, seed=0)[0])
+    assert "Banking queries." in system and "input field(s) query" in system and "Tip: Be brief." in system
+    assert "Expected output: a" in user and "Feedback: expected: greet" in user
+    bare = _context(summary="", program="", pool=(), failures=())
+    system, user = (m.content for m in proposal_requests(bare, num_candidates=2, tips=(), per_prompt=2,
+                                                         failures_per_prompt=1, seed=0)[0])
+    assert "About the data" not in system and "About the program" not in system and "Tip:" not in system
+    assert "Examples of the task" not in user and "fell short" not in user
+    assert user.startswith("Current instruction:\n```\nOriginal.\n```")
+
+
+def test_summary_request_shows_rows_without_cue_words():
+    text = summary_messages([{"q": "x", "a": "y"}])[1].content
+    assert '{"a": "y", "q": "x"}' in text and "expected" not in text.lower()
 
 
 class _DownProposer:
@@ -73,8 +106,8 @@ class _DownProposer:
         raise LLMCallError("ServiceUnavailableError", "provider down", retryable=True, attempts=3)
 
 
-async def test_a_failed_dataset_summary_is_empty_and_says_why():
-    summary = await summarize_dataset(_DownProposer(), [{"q": 1}])
-    assert summary.instructions == ("",)
-    assert len(summary.warnings) == 1 and "dataset summary failed" in summary.warnings[0]
-    assert "provider down" in summary.warnings[0]
+async def test_a_failed_request_says_why_and_whether_the_provider_failed():
+    reply = await ask_one(_DownProposer(), summary_messages([{"q": 1}]))
+    assert reply.text is None and reply.provider and "provider down" in reply.error
+    broken = await ask_one(FakeProposer("raise"), proposal_messages("Original.", "", [], ""))
+    assert broken.text is None and not broken.provider  # a broken LM is not the provider being down

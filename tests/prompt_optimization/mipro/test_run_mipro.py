@@ -15,12 +15,16 @@ from .worlds import (
 )
 
 
-async def test_quickstart_raises_validation_clearly_and_returns_demos(server):
-    # One labeled demo per intent: with leave-one-out scoring, demos must help on other samples to be chosen.
+async def test_quickstart_raises_validation_clearly_and_searches_demos(server):
     result = await run_world(server, mipro_config(max_labeled_demos=12))
     initial = initial_record(result)
     assert result.best_template.score >= initial.val_mean + 0.15, (initial.val_mean, result.best_template.score)
-    assert result.best_template.few_shot_examples and result.best_template.system != WEAK_INTENT.system
+    assert result.best_template.system != WEAK_INTENT.system
+    # Demo sets were searched too, and the result carries exactly the chosen combination's demos as FewShotExamples.
+    assert any(t.few_shot_examples for t in result.final_population)
+    chosen = next(r for r in result.candidates if r.id == result.best_candidate_id)
+    assert [d.to_dict() for d in result.best_template.few_shot_examples] == \
+        [dict(d) for d in chosen.candidate.demos.get("system", ())]
     assert len(result.history) == 10 and result.method == "mipro" and result.usage["proposer"]["calls"] == 6
     assert {t.id for t in result.final_population} == {r.id for r in result.candidates}
 

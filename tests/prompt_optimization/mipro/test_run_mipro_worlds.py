@@ -1,4 +1,4 @@
-"""run_mipro end to end on the scripted server: resume from SQLite, the calculator world, a small Banking77 run."""
+"""run_mipro end to end on the scripted server: the calculator world and a small Banking77 run."""
 
 from __future__ import annotations
 
@@ -22,23 +22,6 @@ from .worlds import (
     mipro_config,
     run_world,
 )
-
-
-async def test_resume_from_the_sqlite_study_repeats_no_finished_trial(server, tmp_path):
-    import optuna
-
-    storage = str(tmp_path / "mipro.db")
-    first = await run_world(server, mipro_config(num_trials=3, storage=storage))
-    second = await run_world(server, mipro_config(num_trials=6, storage=storage))
-    assert second.history[:3] == first.history[:3] and len(second.history) == 6
-    study = optuna.load_study(study_name="rollouts-mipro", storage=f"sqlite:///{storage}")
-    assert [t.number for t in study.trials if t.state.name == "COMPLETE"] == list(range(6))
-    server.reset_stats()
-    third = await run_world(server, mipro_config(num_trials=6, storage=storage))
-    assert server.stats().requests_total == 0  # every trial, proposal and validation came from the saved run
-    assert third.best_template.system == second.best_template.system
-    state = json.loads((tmp_path / "mipro.db.state.json").read_text())
-    assert state["kind"] == "mipro" and len(state["trials"]) == 6
 
 
 async def test_calculator_demos_keep_tool_calls_and_teach_the_tools(server):

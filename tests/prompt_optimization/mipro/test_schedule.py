@@ -15,16 +15,11 @@ def test_minibatch_is_seeded_sized_and_in_split_order():
     assert sch.minibatch(train[:5], 10, seed=0, trial=0) == tuple(train[:5])  # split smaller than minibatch
 
 
-@given(st.integers(1, 30), st.integers(1, 8), st.integers(1, 40))
-def test_full_evals_every_k_trials_and_at_the_end(num_trials, every, step):
-    done, due = 0, []
-    while done < num_trials:
-        after = min(num_trials, done + step % 4 + 1)
-        if sch.full_eval_due(done, after, every, num_trials):
-            due.append(after)
-        done = after
-    assert due and due[-1] == num_trials
-    assert len(due) <= num_trials // every + 1
+@given(st.integers(1, 30), st.integers(1, 8))
+def test_full_evals_every_k_trials_and_after_the_last(num_trials, every):
+    due = [t for t in range(num_trials) if sch.full_eval_due(t, every, num_trials)]
+    assert due[-1] == num_trials - 1
+    assert due[:-1] == [t for t in range(every - 1, num_trials - 1, every)]
 
 
 def test_pick_for_full_eval_prefers_best_mean_then_first_tried_and_skips_done():
@@ -45,24 +40,11 @@ def test_rank_and_validation_choices_and_best():
     assert sch.choose_best({}, ["c", "b"]) == "c"
 
 
-def test_room_keeps_the_validation_reserve():
-    assert sch.room_for_search(max_rollouts=None, rollouts_used=5, max_cost_usd=None, cost_usd=0,
-                               avg_rollout_cost=0, reserve=10) is None
-    assert sch.room_for_search(max_rollouts=100, rollouts_used=60, max_cost_usd=None, cost_usd=0,
-                               avg_rollout_cost=0, reserve=30) == 10
-    assert sch.room_for_search(max_rollouts=100, rollouts_used=90, max_cost_usd=None, cost_usd=0,
-                               avg_rollout_cost=0, reserve=30) == 0
-    assert sch.room_for_search(max_rollouts=None, rollouts_used=0, max_cost_usd=1.0, cost_usd=0.5,
-                               avg_rollout_cost=0.01, reserve=10) == 40
-    assert sch.room_for_search(max_rollouts=None, rollouts_used=0, max_cost_usd=1.0, cost_usd=1.0,
-                               avg_rollout_cost=0.0, reserve=0) == 0
-
-
-def test_trials_per_batch_rule():
-    assert sch.trials_per_batch(10, 35, 100) == 1
-    assert sch.trials_per_batch(10, 5, 100) == 2
-    assert sch.trials_per_batch(64, 5, 100) == sch.MAX_TRIALS_PER_BATCH
-    assert sch.trials_per_batch(10, 5, 100, override=3) == 3
+def test_trials_in_flight_fill_the_concurrency_with_one_more_queued():
+    assert sch.trials_in_flight(16, 35, 300) == 2  # one trial fills 16 slots; a second keeps them busy
+    assert sch.trials_in_flight(32, 10, 300) == 5
+    assert sch.trials_in_flight(64, 5, 100) == sch.MAX_TRIALS_IN_FLIGHT
+    assert sch.trials_in_flight(10, 5, 100, override=3) == 3
 
 
 def test_estimate_calls():
