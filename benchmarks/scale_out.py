@@ -229,7 +229,11 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], overheads: li
     for r in rows:
         lines.append(f"| {r['executor']} | {r['workers']} | {r['per_second']:.1f} | {r['seconds']:.3f} | "
                      f"{r['tools']} | {r['per_second'] / base:.2f}x |")
-    lines += ["", "| overhead | ms | measured on |", "| --- | ---: | --- |"]
+    lines += ["", "A rollout alternates CPU work in its tools with waits on the LLM server, so a core left idle by a "
+              "waiting worker can serve another: more workers than cores can still add throughput, up to what the "
+              "cores can burn. `local` runs every rollout on the driver's event loop, where the tools' CPU work "
+              "blocks the other rollouts: one process's worth, whatever `max_concurrent` says.",
+              "", "| overhead | ms | measured on |", "| --- | ---: | --- |"]
     lines += [f"| {what} | {ms:.2f} | {on} |" for what, ms, on in overheads]
     return "\n".join(lines) + "\n"
 
