@@ -73,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "examples_to_rows": "rollouts_dspy.dspy_integration",
     "score_fn_to_metric": "rollouts_dspy.dspy_integration",
     "template_to_module": "rollouts_dspy.dspy_integration",
+    # where rollouts run
+    "RayExecutor": "rollouts_dspy.executors",
     # saving and loading
     "load_result": "rollouts_dspy.io",
     "load_template": "rollouts_dspy.io",

@@ -19,7 +19,7 @@ PUBLIC = {
     "Budget", "EvaluationReport", "evaluate_detailed", "Rollout", "LinePrinter", "LLMSession", "LLMCallError",
     "ProviderUnavailableError", "MutationError", "estimate_calls",
     "CheckpointError", "ConfigError", "DatasetError", "ResultFileError", "ScoreFnError", "TemplateError",
-    "RolloutsGEPA", "RolloutsMIPRO", "template_to_module", "module_to_template", "score_fn_to_metric",
+    "RayExecutor", "RolloutsGEPA", "RolloutsMIPRO", "template_to_module", "module_to_template", "score_fn_to_metric",
     "metric_to_score_fn", "rows_to_examples", "examples_to_rows",
     "save_template", "load_template", "save_result", "load_result",
 }
