@@ -213,8 +213,9 @@ def test_skip_perfect_score(server, task_lm, reflect_lm):
 
 def test_max_merge_invocations_caps_the_merges(task_lm, reflect_lm):
     def merges(**kwargs):
+        # Small reflections keep the steps cheap, so 300 calls make enough steps to merge several times.
         program = compile_gepa(dspy.Predict("query -> intent"), task_lm, reflection_lm=reflect_lm,
-                               max_metric_calls=300, seed=1, **kwargs)
+                               max_metric_calls=300, seed=1, reflection_minibatch_size=4, **kwargs)
         return sum(r.origin.startswith("merge") for r in program.search_outcome.records)
 
     assert merges() >= 2

@@ -32,6 +32,8 @@ MIN_LENGTH_RATIO = 0.25
 """An answer shorter than this fraction of the current instruction is taken as truncated."""
 FIELD_CHARS = 2000
 """Each rendered input, output and feedback is cut to this many characters to bound the request."""
+EVIDENCE_CHARS = 60_000
+"""The rendered examples of one request stop here (about 15k tokens): long rollouts show fewer examples."""
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.S)
 _REFUSAL = re.compile(r"^\W*(?:i'?m sorry|i am sorry|sorry\b|i cannot|i can'?t|i can not|i won'?t|as an ai\b)",
@@ -122,6 +124,19 @@ def _tools_seen(rollouts: Sequence[Rollout]) -> str:
     return f"The assistant can call tools; these appear in the examples below:\n{listed}\n\n"
 
 
+def _examples(rollouts: Sequence[Rollout]) -> str:
+    """The rollouts rendered in order (failures come first) until EVIDENCE_CHARS; always at least one."""
+    parts: list[str] = []
+    size = 0
+    for n, rollout in enumerate(rollouts, 1):
+        text = _render(n, rollout)
+        if parts and size + len(text) > EVIDENCE_CHARS:
+            break
+        parts.append(text)
+        size += len(text) + 2
+    return "\n\n".join(parts)
+
+
 def reflection_messages(instruction: str, rollouts: Sequence[Rollout], component: str | None = None) -> list[Message]:
     """The request that asks for a better instruction for `component`, grounded in `rollouts`. The step is named
     only for a component of a larger program (not None or SYSTEM): a one-component task gets the same request
@@ -131,7 +146,7 @@ def reflection_messages(instruction: str, rollouts: Sequence[Rollout], component
         step = (" -- here the template of the user message it receives, whose {placeholders} are filled with each "
                 "input; keep every {placeholder} exactly as it is")
     if rollouts:
-        shown = "\n\n".join(_render(n, r) for n, r in enumerate(rollouts, 1))
+        shown = _examples(rollouts)
         evidence = (
             f"{_tools_seen(rollouts)}"
             "Here is how the assistant did with these instructions on some inputs. Each example gives the inputs, "

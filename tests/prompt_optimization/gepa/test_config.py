@@ -20,7 +20,8 @@ def test_spec_signature_and_defaults():
 def test_unset_sizes_are_chosen_for_the_data_and_budget_and_explicit_fields_win():
     train = tuple(range(300))
     auto = GEPAConfig(train_seeds=train, max_rollouts=1500)
-    assert auto.minibatch_size == 16 and auto.pareto_size == 60 and auto.children_per_generation == 4
+    assert auto.minibatch_size == 64 and auto.pareto_size == 60 and auto.children_per_generation == 4
+    assert auto.reflection_minibatch_size == 32 and auto.holdout_size == 0
     # enough steps that the budget, not the generation count, ends the run
     assert auto.generations * auto.children_per_generation * auto.minibatch_size >= 1500
     small = GEPAConfig(train_seeds=tuple(range(10)))
