@@ -1,8 +1,9 @@
 """The goal rows of issue 14 (search quality) and issue 12 (wall clock), judged from the aggregated rows.
 
 Each goal row shows ours and the peers side by side and says met / NOT met / n/a (n/a: a measurement the goal needs
-is missing, e.g. fewer than six seeds stored, a world not run, or a measurement not available yet). Pure functions
-of the report data.
+is missing, e.g. fewer than six seeds stored, a world not run, or a measurement not available yet); a row the issue
+gives no threshold (the multi-objective front, `front_report.py`) says "reported". Pure functions of the report
+data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .front_report import front_goal
 
 __all__ = ["goal_tables", "latency_table"]
 
@@ -169,9 +172,7 @@ def _quality_goals(data: dict[str, Any]) -> list[list[str]]:
     out += [g for w in quality["worlds"] if (g := _half_budget_goal(rows, w, budgets)) is not None]
     if "calculator" in data["suites"]:
         out.append(_calculator_goal(data, rows))
-    out.append(["multi-objective: the front's shortest prompt within 1 pt of the best (issue 14)", "—",
-                *["not available yet (no multi-objective result in the rollouts API)"] + [""] * (len(ALL) - 1),
-                "n/a"])
+    out.append(front_goal(data, ALL))
     return out
 
 

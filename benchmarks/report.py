@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .front_report import front_table
 from .goals import goal_tables, latency_table
 from .presets import REPORT_SEEDS, Preset
 
@@ -232,6 +233,8 @@ def tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
             ("MIPRO runs: what the budget bought (quality suite)", *_mipro_table(data)),
             ("Held-out score of the best prompt run so far, by fraction of the budget spent (mean over seeds)",
              *_curve_table(data)),
+            ("Multi-objective front (run_gepa with objectives=('prompt_length',), objectives suite): per seed",
+             *front_table(data)),
             ("How each contender validates", *_validation_table()),
             ("Scripted-world audit: the same evidence through each optimizer's own request "
              "(`python -m benchmarks.audit`)", *_audit_table()),

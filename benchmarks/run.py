@@ -57,7 +57,7 @@ def plan(preset: Preset, filters: dict[str, set[Any] | None]) -> tuple[list[dict
         if filters.get("suites") is not None and suite.name not in filters["suites"]:
             continue
         seeds = tuple(sorted(seeds_override)) if seeds_override is not None else suite.seeds
-        names = suite.contenders or tuple(registry.all_names())
+        names = suite.contenders or tuple(registry.grid_names())
         for world in _pick(suite.worlds, filters.get("worlds")):
             if needs_banking77(world) and not banking77_available():
                 skipped.append({"suite": suite.name, "world": world, "contender": "*",
@@ -109,13 +109,18 @@ WORKER_START_S = 15.0
 
 
 def estimate_seconds(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> tuple[float, bool]:
-    """Seconds one run should take: the mean of stored runs of the same cell (any seed), else a guess from the
-    budget (about 12 ms of this machine's CPU per task call, held-out scoring included, plus the latency of
-    roughly one dependent round per 5 calls at 16 in flight). Returns (seconds, measured?)."""
-    same = [r for r in stored.values() if "error" not in r and all(
-        r.get(k) == spec[k] for k in ("suite", "world", "budget", "contender", "concurrency", "latency"))]
-    if same:
-        return sum(r["wall_s"] + r.get("heldout_eval_s", 0.0) for r in same) / len(same), True
+    """Seconds one run should take: the mean of stored runs of the same cell (any seed), else of the stored runs
+    of the contender it is a variant of (`Contender.like`, same world, budget, concurrency and latency, any
+    suite), else a guess from the budget (about 12 ms of this machine's CPU per task call, held-out scoring
+    included, plus the latency of roughly one dependent round per 5 calls at 16 in flight). Returns (seconds,
+    measured?)."""
+    like = registry.get(spec["contender"]).like
+    for name, suite in ((spec["contender"], spec["suite"]), *([(like, None)] if like else [])):
+        same = [r for r in stored.values() if "error" not in r and r.get("contender") == name
+                and suite in (None, r.get("suite"))
+                and all(r.get(k) == spec[k] for k in ("world", "budget", "concurrency", "latency"))]
+        if same:
+            return sum(r["wall_s"] + r.get("heldout_eval_s", 0.0) for r in same) / len(same), True
     return spec["budget"] * (0.012 + spec["latency"] * 16 / spec["concurrency"] / 5), False
 
 
@@ -128,7 +133,7 @@ def _print_plan(todo: list[dict[str, Any]], done: int, stored: dict[str, dict[st
         guessed += not measured
         cells.setdefault((spec["suite"], spec["world"], spec["budget"], spec["contender"]), []).append(seconds)
     for (suite, world, budget, name), secs in cells.items():
-        print(f"  {suite:10} {world:15} {budget:5} {name:14} {len(secs)} seeds  ~{sum(secs) / 60:.1f} min")
+        print(f"  {suite:10} {world:15} {budget:5} {name:15} {len(secs)} seeds  ~{sum(secs) / 60:.1f} min")
     total += WORKER_START_S * len(cells)
     print(f"{len(todo)} runs to do ({done} already stored), about {total / 3600:.1f} h on this machine"
           + (f" ({guessed} runs guessed, not yet measured)" if guessed else ""))

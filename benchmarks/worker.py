@@ -5,8 +5,9 @@ this machine, too much to pay per run) makes peak memory (ru_maxrss: the peak ov
 CPU time (process_time deltas around each run) belong to that contender alone; the scripted server runs in its
 own process, so its CPU is not counted. Measured: wall time, CPU, peak RSS around the
 optimizer call; the meter's rollouts and candidate log; the server's requests by model, tokens and dependent
-rounds. After the measurement, every logged candidate, the final one and the weak start are scored on the
-held-out rows (the curve and the gain), outside the budget.
+rounds. After the measurement, every logged candidate, the final one, the weak start and any other candidate the
+contender names (`also_score`) are scored on the held-out rows (the curve, the gain, `also_val`), outside the
+budget.
 """
 
 from __future__ import annotations
@@ -75,11 +76,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     scores = {c["key"]: evaluator.score(c["spec"]) for c in log}
     final = evaluator.score(result.final_spec)
     start = evaluator.score(contender.start_spec(world))
+    also = {name: evaluator.score(spec) for name, spec in result.also_score.items()}
     discoveries = [[c["rollouts"], scores[c["key"]]] for c in log if c["key"] in scores]
     return {
         "start_val": start,
         "final_val": final,
         "gain": final - start,
+        "also_val": also,
         "curve": curve(log, scores, spec["checkpoints"]),
         "discoveries": discoveries,
         "rollouts": rollouts,

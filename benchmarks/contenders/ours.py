@@ -66,10 +66,10 @@ def _rollouts_inputs(ctx: RunContext):
     return template, list(world.train), factory
 
 
-def _final_spec(result: Any) -> dict[str, Any]:
+def template_spec(template: Any) -> dict[str, Any]:
+    """The held-out evaluator's spec of a rollouts PromptTemplate."""
     from rollouts_dspy.prompt_optimization.formatting import format_prompt, placeholders
 
-    template = result.best_template
     # The prefix format_prompt builds before the sample's user turn: exactly what the template sends.
     probe = format_prompt(template, {name: "" for name in placeholders(template.user_template)})
     return messages_spec([m.to_openai() for m in probe[:-1]])
@@ -97,17 +97,24 @@ def _extra(result: Any, names: tuple[str, ...], train: tuple[int, ...]) -> dict[
     }
 
 
-def run_run_gepa(ctx: RunContext) -> ContenderResult:
+def rollouts_gepa(ctx: RunContext, **settings: Any) -> tuple[Any, ContenderResult]:
+    """run_gepa given the training rows, the budget, the concurrency and the seed, plus `settings` (a variant's
+    one stated difference, e.g. its objectives): the OptimizationResult and the run's ContenderResult."""
     from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
 
     world = ctx.world
     template, dataset, factory = _rollouts_inputs(ctx)
     config = GEPAConfig(train_seeds=world.train_seeds, max_rollouts=ctx.budget, max_concurrent=ctx.concurrency,
-                        seed=ctx.seed)
+                        seed=ctx.seed, **settings)
     task_endpoint, reflect_endpoint = _endpoints(ctx)
     result = asyncio.run(run_gepa(template, config, dataset, task_endpoint, reflect_endpoint, _score_fn(world),
                                   factory, progress=False))
-    return ContenderResult(_final_spec(result), _extra(result, _GEPA_SETTINGS, world.train_seeds))
+    return result, ContenderResult(template_spec(result.best_template),
+                                   _extra(result, _GEPA_SETTINGS, world.train_seeds))
+
+
+def run_run_gepa(ctx: RunContext) -> ContenderResult:
+    return rollouts_gepa(ctx)[1]
 
 
 def run_run_mipro(ctx: RunContext) -> ContenderResult:
@@ -120,7 +127,7 @@ def run_run_mipro(ctx: RunContext) -> ContenderResult:
     task_endpoint, reflect_endpoint = _endpoints(ctx)
     result = asyncio.run(run_mipro(template, config, dataset, task_endpoint, reflect_endpoint, _score_fn(world),
                                    factory, progress=False))
-    return ContenderResult(_final_spec(result), _extra(result, _MIPRO_SETTINGS, world.train_seeds))
+    return ContenderResult(template_spec(result.best_template), _extra(result, _MIPRO_SETTINGS, world.train_seeds))
 
 
 def _no_tools_for_dspy(world: World) -> str | None:

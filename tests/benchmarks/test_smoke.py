@@ -31,6 +31,12 @@ def test_smoke_preset_runs_every_adapter_and_reports_from_the_store(banking77_di
     breakdown = ours["extra"]["breakdown"]
     assert "unknown" in breakdown or breakdown["initial"] > 0
     assert ours["extra"]["rollouts_used"] == ours["rollouts"]  # the engine's own count is the server's
+    variant = next(r for r in data["runs"] if r["contender"] == "run_gepa+length")  # issue 14's front row
+    front = variant["extra"]["front"]
+    assert front["objectives"] == ["score", "prompt_length"] and front["front"]
+    assert set(variant["also_val"]) == {"best", "shortest_within"}
+    assert all(0.0 <= v <= 1.0 for v in variant["also_val"].values())
+    assert front["shortest_within"]["prompt_length"] <= front["best"]["prompt_length"]
     assert len(load(store)) == len(data["runs"])
     text = markdown(data)
     assert "python -m benchmarks.run --preset smoke" in text and "| dspy.GEPA |" in text
