@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..runtime import Budget, Ledger
+from ..runtime import Budget, BudgetExhausted, Ledger
 from ..runtime.ledger import ROLLOUT
 from .schema import budgets
 from .store import POLL_SECONDS
@@ -30,11 +31,15 @@ PROBE = "probe"
 
 
 class SharedLedger(Ledger):
-    """See the module doc. The inherited counters mirror the study's row as of this worker's last transaction."""
+    """See the module doc. The inherited counters mirror the study's row as of this worker's last transaction:
+    each transaction loads them, decides and writes them back holding `_lock` (the store runs transactions on
+    several threads; the row lock orders the workers, this lock the threads of one worker)."""
 
     def __init__(self, store: StudyStore, budget: Budget) -> None:
         super().__init__(budget)
         self.store = store
+        self._lock = threading.RLock()
+        self._probing: set[str] = set()  # kinds whose probe call this worker has out
 
     # -- the row ---------------------------------------------------------------------------------------------
     def _row(self, tx: sa.Connection, *, lock: bool) -> sa.Row:
@@ -50,30 +55,38 @@ class SharedLedger(Ledger):
                    .values(rollouts_used=self.rollouts_used, pending_usd=self._pending_usd))
 
     def _probe(self, tx: sa.Connection, kind: str) -> bool | None:
-        """False: prices are known (or no dollar budget). True: this worker sends the probe call of `kind`. None:
-        another worker's probe is out; wait for its price."""
+        """False: prices are known (or no dollar budget). True: this call is the probe of `kind`. None: a probe
+        (this worker's or another's) is out; wait for its price."""
         if self.budget.max_cost_usd is None or self.prices.estimate(kind) is not None:
             return False
-        return True if self.store.claim_in(tx, PROBE, kind) else None
+        if kind in self._probing or not self.store.claim_in(tx, PROBE, kind):
+            return None
+        self._probing.add(kind)
+        return True
+
+    def _unprobe(self, tx: sa.Connection, kind: str) -> None:
+        self._probing.discard(kind)
+        self.store.release_in(tx, PROBE, kind)
 
     def refresh(self) -> None:
         """Read the study's counters (what every worker was admitted and paid so far)."""
-        with self.store.engine.connect() as conn:
+        with self._lock, self.store.engine.connect() as conn:
             self._row(conn, lock=False)
 
     # -- rollouts --------------------------------------------------------------------------------------------
     def grant_in(self, tx: sa.Connection, n: int = 1) -> tuple[int, float] | None:
         """Admit up to `n` rollouts in transaction `tx`: (granted, dollars committed for each), or None to wait
         for another worker's probe."""
-        self._row(tx, lock=True)
-        probe = self._probe(tx, ROLLOUT)
-        if probe is None:
-            return None
-        granted, price = self.grant_rollouts(1 if probe else n)
-        if probe and not granted:
-            self.store.release_in(tx, PROBE, ROLLOUT)
-        self._save(tx)
-        return granted, price
+        with self._lock:
+            self._row(tx, lock=True)
+            probe = self._probe(tx, ROLLOUT)
+            if probe is None:
+                return None
+            granted, price = self.grant_rollouts(1 if probe else n)
+            if probe and not granted:
+                self._unprobe(tx, ROLLOUT)
+            self._save(tx)
+            return granted, price
 
     def _admit(self, n: int) -> tuple[int, float] | None:
         with self.store.engine.begin() as tx:
@@ -88,11 +101,15 @@ class SharedLedger(Ledger):
 
     # -- model calls -----------------------------------------------------------------------------------------
     def _admit_call(self, kind: str) -> float | None:
-        with self.store.engine.begin() as tx:
+        with self._lock, self.store.engine.begin() as tx:
             self._row(tx, lock=True)
             if self._probe(tx, kind) is None:
                 return None
-            price = self.grant_call(kind)  # BudgetExhausted rolls the transaction (and a probe claim) back
+            try:
+                price = self.grant_call(kind)
+            except BudgetExhausted:
+                self._probing.discard(kind)  # the transaction (its probe claim too) is rolled back
+                raise
             self._save(tx)
             return price
 
@@ -107,17 +124,19 @@ class SharedLedger(Ledger):
     def settle_in(self, tx: sa.Connection, kind: str, cost_usd: float | None, *, committed: float) -> None:
         """A granted call of `kind` cost `cost_usd` (None: unknown or nothing charged): pay it and give back the
         estimate committed for it, in transaction `tx` (with the result that is stored)."""
-        row = self._row(tx, lock=True)
-        prices = json.loads(row.prices)
-        if cost_usd is not None:
-            prices[kind] = max(float(prices.get(kind, 0.0)), float(cost_usd))
-            self.prices.observe(kind, cost_usd)
-        self.cost_usd = row.cost_usd + (cost_usd or 0.0)
-        self._pending_usd = max(row.pending_usd - committed, 0.0)
-        tx.execute(sa.update(budgets).where(budgets.c.study == self.store.name).values(
-            cost_usd=self.cost_usd, pending_usd=self._pending_usd, prices=json.dumps(prices, sort_keys=True)))
-        self.store.release_in(tx, PROBE, kind)  # held only by this call while the kind had no price
+        with self._lock:
+            row = self._row(tx, lock=True)
+            prices = json.loads(row.prices)
+            if cost_usd is not None:
+                prices[kind] = max(float(prices.get(kind, 0.0)), float(cost_usd))
+                self.prices.observe(kind, cost_usd)
+            self.cost_usd = row.cost_usd + (cost_usd or 0.0)
+            self._pending_usd = max(row.pending_usd - committed, 0.0)
+            tx.execute(sa.update(budgets).where(budgets.c.study == self.store.name).values(
+                cost_usd=self.cost_usd, pending_usd=self._pending_usd, prices=json.dumps(prices, sort_keys=True)))
+            if kind in self._probing:  # this was the probe: its price is known now (or the next call probes)
+                self._unprobe(tx, kind)
 
     def settle(self, kind: str, cost_usd: float | None, *, committed: float) -> None:
-        with self.store.engine.begin() as tx:
+        with self._lock, self.store.engine.begin() as tx:
             self.settle_in(tx, kind, cost_usd, committed=committed)

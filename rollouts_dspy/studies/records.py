@@ -98,15 +98,19 @@ def claim_rollout(store: StudyStore, model: str, key: str, idx: int, grant: Gran
 
 
 def finish_rollout(store: StudyStore, model: str, key: str, rollout: Rollout, committed: float,
-                   settle: Settle) -> None:
-    """Store a rollout this worker ran, give its claim back and pay for it: one transaction."""
+                   settle: Settle) -> Rollout:
+    """Store a rollout this worker ran, give its claim back and pay for it: one transaction. Returns the stored
+    rollout: another worker's, when this worker's claim had lapsed (it was presumed dead) and both ran it."""
+    idx = rollout.sample_index
     with store.engine.begin() as tx:
         tx.execute(pg_insert(rollouts).values(
-            study=store.name, model=model, key=key, idx=rollout.sample_index,
-            state="failed" if _unmeasured(rollout) else "done", body=json.dumps(rollout.to_dict()),
-            worker=store.me).on_conflict_do_nothing())
-        store.release_in(tx, ROLLOUT_CLAIM, f"{model}/{key}", rollout.sample_index)
+            study=store.name, model=model, key=key, idx=idx, state="failed" if _unmeasured(rollout) else "done",
+            body=json.dumps(rollout.to_dict()), worker=store.me).on_conflict_do_nothing())
+        store.release_in(tx, ROLLOUT_CLAIM, f"{model}/{key}", idx)
         settle(tx, ROLLOUT, rollout.usage.cost_usd, committed=committed)
+        body = tx.execute(sa.select(rollouts.c.body).where(_rollout_where(store, model, key),
+                                                           rollouts.c.idx == idx)).scalar()
+    return rollout if body is None else Rollout.from_dict(json.loads(body))
 
 
 def finished_rollouts(store: StudyStore, model: str, key: str, indices: Iterable[int]) -> dict[int, Rollout]:
@@ -129,19 +133,27 @@ def claim_answer(store: StudyStore, digest: str) -> Claim:
         if row is None:
             return Claim(GRANTED)
         store.release_in(tx, ANSWER_CLAIM, digest)
-        if row.error is not None:
-            return Claim(DONE, StoredFailure(json.loads(row.error)))
-        return Claim(DONE, (row.text, _parse_usage(row.usage)))
+        return Claim(DONE, _answer(row))
 
 
 def finish_answer(store: StudyStore, digest: str, role: str, text: str | None, usage: Usage,
-                  error: Mapping[str, Any] | None = None) -> None:
-    """Store what the call `digest` answered (or how it failed) and give its claim back."""
+                  error: Mapping[str, Any] | None = None) -> tuple[str, Usage] | StoredFailure:
+    """Store what the call `digest` answered (or how it failed), give its claim back and return what is stored
+    (another worker's answer when this worker's claim had lapsed and both made the call)."""
     with store.engine.begin() as tx:
         tx.execute(pg_insert(answers).values(
             study=store.name, digest=digest, role=role, text=text, usage=_usage(usage),
             error=None if error is None else json.dumps(dict(error)), worker=store.me).on_conflict_do_nothing())
         store.release_in(tx, ANSWER_CLAIM, digest)
+        row = tx.execute(sa.select(answers.c.text, answers.c.usage, answers.c.error)
+                         .where(answers.c.study == store.name, answers.c.digest == digest)).one()
+    return _answer(row)
+
+
+def _answer(row: Any) -> tuple[str, Usage] | StoredFailure:
+    if row.error is not None:
+        return StoredFailure(json.loads(row.error))
+    return row.text, _parse_usage(row.usage)
 
 
 # -- trials and the result --------------------------------------------------------------------------------------

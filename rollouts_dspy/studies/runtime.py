@@ -89,9 +89,9 @@ class SharedEvaluator(Evaluator):
                 if claim.state == GRANTED:
                     # Cancelled or failed here, the claim stays until this worker leaves (then it lapses).
                     rollout = await self.task.run(candidate, index)
-                    await self.store.run(finish_rollout, self.store, self.model, key, rollout, claim.committed,
-                                         self.ledger.settle_in)
-                    return rollout, True
+                    stored = await self.store.run(finish_rollout, self.store, self.model, key, rollout,
+                                                  claim.committed, self.ledger.settle_in)
+                    return stored, True
             if claim.state == WAIT:
                 await asyncio.sleep(POLL_SECONDS)  # another worker's probe decides the price first
             else:
@@ -110,16 +110,12 @@ class SharedModel(RecordedModel):
         while True:
             claim: Claim = await self.store.run(claim_answer, self.store, digest)
             if claim.state == DONE:
-                if isinstance(claim.value, StoredFailure):
-                    if claim.value.error.get("budget"):
-                        raise BudgetExhausted(claim.value.error["message"])
-                    raise claim.value
-                return claim.value
+                return _served(claim.value)
             if claim.state == GRANTED:
-                return await self._call_claimed(digest, call)
+                return _served(await self._call_claimed(digest, call))
             await self.store.wait_free(ANSWER_CLAIM, digest)
 
-    async def _call_claimed(self, digest: str, call: Callable[[], Any]) -> tuple[str, Usage]:
+    async def _call_claimed(self, digest: str, call: Callable[[], Any]) -> tuple[str, Usage] | StoredFailure:
         try:
             text, usage = await super()._call(digest, call)
         except ProviderUnavailableError:
@@ -131,8 +127,16 @@ class SharedModel(RecordedModel):
                      "budget": budget}
             await self.store.run(finish_answer, self.store, digest, self.role, None, Usage(0, 0, 0.0, 0), error)
             raise
-        await self.store.run(finish_answer, self.store, digest, self.role, text, usage)
-        return text, usage
+        return await self.store.run(finish_answer, self.store, digest, self.role, text, usage)
+
+
+def _served(stored: tuple[str, Usage] | StoredFailure) -> tuple[str, Usage]:
+    """A stored answer as the model's reply: its text, or the failure it was (a refusal as BudgetExhausted)."""
+    if not isinstance(stored, StoredFailure):
+        return stored
+    if stored.error.get("budget"):
+        raise BudgetExhausted(stored.error["message"])
+    raise stored
 
 
 class SharedRuntime(Runtime):

@@ -34,7 +34,8 @@ __all__ = ["POLL_SECONDS", "StudyStore", "connect"]
 T = TypeVar("T")
 POLL_SECONDS = 0.05
 """How often a worker waiting for others' claims looks again (one small query per worker, whatever it waits for)."""
-THREADS = 8
+THREADS = 4
+"""Database calls of one worker at once (each worker holds at most THREADS + 4 connections, plus Optuna's)."""
 
 _CLAIM = sa.text("""
 INSERT INTO rdspy_claims (study, kind, "key", idx, worker, since) VALUES (:study, :kind, :key, :idx, :me, now())
@@ -50,7 +51,7 @@ _ALIVE = sa.text("now() + make_interval(secs => :lease)")
 def connect(storage: str) -> sa.Engine:
     """A SQLAlchemy engine for the study's database (the PostgreSQL driver is the `[postgres]` extra)."""
     try:
-        return sa.create_engine(storage, pool_size=THREADS + 2, max_overflow=THREADS, pool_pre_ping=True)
+        return sa.create_engine(storage, pool_size=THREADS + 2, max_overflow=2, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"the PostgreSQL driver is not installed ({exc}): pip install 'rollouts-dspy[postgres]'"
                           ) from None
@@ -151,7 +152,7 @@ class StudyStore:
             workers.c.study == self.name, workers.c.alive_until > sa.func.now())).scalars())
         if self.me in alive:
             raise ConfigError(f"a worker named {self.me!r} is already running study {self.name!r}; give this one "
-                              "another name")
+                              f"another name (or, if it was killed, start it again in {self.study.lease_seconds:g} s)")
         restart = not created and not alive and row.result is None
         if restart:
             self._restart(tx)

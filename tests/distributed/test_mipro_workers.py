@@ -13,8 +13,13 @@ import time
 import optuna
 import pytest
 
+from rollouts_dspy.errors import ConfigError
+from rollouts_dspy.prompt_optimization.mipro import MIPROConfig
+from rollouts_dspy.runtime import Budget, BudgetExhausted, ProviderUnavailableError
 from rollouts_dspy.studies import SharedStudy, load_study_result
-from rollouts_dspy.studies.schema import jobs, trials, workers
+from rollouts_dspy.studies.ledger import SharedLedger
+from rollouts_dspy.studies.schema import jobs, rollouts, trials, workers
+from rollouts_dspy.studies.store import StudyStore
 from rollouts_dspy.testing import ScriptedServer
 
 from .study_setup import StudyTables, single_run, start_worker, write_config
@@ -128,3 +133,87 @@ async def test_a_worker_with_another_config_is_refused_and_a_late_one_replays_fo
     assert first.best_template.system.splitlines()[0] in report and first.best_candidate_id in report
     assert main(["show", postgres_url]) == 0
     assert "late (mipro): finished; 4 trials told" in capsys.readouterr().out
+
+
+async def _joined(storage: str, name: str, budget: Budget, workers: int) -> list[SharedLedger]:
+    stores = [await StudyStore.join(SharedStudy(storage=storage, name=name, worker=f"w{i}", lease_seconds=3.0),
+                                    method="mipro", fingerprint={}, config={}, budget=budget) for i in range(workers)]
+    return [SharedLedger(store, budget) for store in stores]
+
+
+async def test_admission_is_one_transaction_for_every_worker(postgres_url):
+    ledgers = await _joined(postgres_url, "admission", Budget(max_rollouts=30), workers=3)
+    try:
+        granted = await asyncio.gather(*(ledger.admit_rollouts(1) for ledger in ledgers for _ in range(20)))
+        assert sum(n for n, _ in granted) == 30  # 60 requests from three workers at once, 30 rollouts
+        ledgers[1].refresh()
+        assert ledgers[1].rollouts_used == 30 and ledgers[1].exhausted
+    finally:
+        for ledger in ledgers:
+            ledger.store.leave()
+
+
+async def test_the_dollar_cap_holds_for_every_worker_and_one_probe_finds_the_price(postgres_url):
+    ledgers = await _joined(postgres_url, "dollars", Budget(max_cost_usd=1.0), workers=3)
+    unpriced: list[int] = []  # calls in flight while no call had a price yet, seen by each call at admission
+    in_flight = [0]
+    paid = []
+
+    async def calls(ledger: SharedLedger) -> None:
+        while True:
+            try:
+                committed = await ledger.admit_call("proposer")
+            except BudgetExhausted:
+                return
+            in_flight[0] += 1
+            if not paid:
+                unpriced.append(in_flight[0])
+            await asyncio.sleep(0.01)  # the call
+            in_flight[0] -= 1
+            ledger.settle("proposer", 0.1, committed=committed)
+            paid.append(0.1)
+
+    try:
+        await asyncio.gather(*(calls(ledger) for ledger in ledgers for _ in range(4)))
+        ledgers[0].refresh()
+        assert unpriced == [1]  # the first call went alone; the twelve others waited for its price
+        assert ledgers[0].cost_usd == pytest.approx(sum(paid)) and sum(paid) <= 1.0
+        assert len(paid) >= 7  # each call is admitted at 1.25x the dearest price seen, 0.125 of the 1.0
+    finally:
+        for ledger in ledgers:
+            ledger.store.leave()
+
+
+async def test_a_study_stopped_by_an_outage_tries_what_failed_again_when_restarted(postgres_url, tmp_path, server):
+    config = write_config(tmp_path, server.base_url, num_trials=4)
+    reference = await single_run(config, server.base_url)
+    study = SharedStudy(storage=postgres_url, name="outage", lease_seconds=3.0)
+    tables = StudyTables(postgres_url, "outage")
+    server.down = True
+    try:
+        with pytest.raises(ProviderUnavailableError, match="start the workers again"):
+            await single_run(config, server.base_url, study=study)
+    finally:
+        server.down = False
+    assert tables.count(rollouts, rollouts.c.state == "failed") >= 8  # every worker would be served these...
+    result = await single_run(config, server.base_url, study=study)
+    _same_search(result, reference)  # ...until every worker had stopped: then they are tried again
+    assert tables.count(rollouts, rollouts.c.state == "failed") == 0
+    tables.close()
+
+
+def test_a_shared_study_is_named_by_a_postgresql_url_and_keeps_no_local_checkpoint():
+    with pytest.raises(ConfigError, match="PostgreSQL URL"):
+        SharedStudy(storage="sqlite:///study.db", name="a")
+    with pytest.raises(ConfigError) as bad:
+        SharedStudy(storage="postgres://me:secret@db/rollouts", name="a")
+    assert "secret" not in str(bad.value) and "me:***@db" in str(bad.value)
+    with pytest.raises(ConfigError, match="lease_seconds"):
+        SharedStudy(storage="postgresql://db/rollouts", name="a", lease_seconds=0.5)
+    with pytest.raises(ConfigError, match="name"):
+        SharedStudy(storage="postgresql://db/rollouts", name="")
+    study = SharedStudy(storage="postgresql://me:secret@db/rollouts", name="a")
+    with pytest.raises(ConfigError, match="checkpoint_dir must be None in a shared study"):
+        MIPROConfig(train_seeds=(0, 1), study=study, checkpoint_dir="ckpt")
+    assert MIPROConfig(train_seeds=(0, 1), study=study).to_dict()["study"]["storage"] == \
+           "postgresql://me:***@db/rollouts"
