@@ -252,16 +252,21 @@ def _command(args: argparse.Namespace, out: Path, *, resume: bool) -> str:
                        "--out", str(out), *(["--resume"] if resume else [])])
 
 
-def _print_outcome(result: Any, out: Path, args: argparse.Namespace) -> None:
+def _score_lines(result: Any) -> list[str]:
+    """The initial and the best prompt's scores, as a finished command prints them."""
     from .report import score_summary
 
-    best = result.best_template
     records = {r.id: r for r in result.candidates}
     initial = next((r for r in result.candidates if r.origin == "initial"), None)
     chosen = records.get(result.best_candidate_id)
+    return [f"initial prompt: {score_summary(initial) if initial else '-'}",
+            f"best prompt:    {score_summary(chosen) if chosen else result.best_template.score}"]
+
+
+def _print_outcome(result: Any, out: Path, args: argparse.Namespace) -> None:
+    best = result.best_template
     print(f"done: {result.stop_reason}, {result.rollouts_used} rollouts")
-    print(f"initial prompt: {score_summary(initial) if initial else '-'}")
-    print(f"best prompt:    {score_summary(chosen) if chosen else best.score}")
+    print("\n".join(_score_lines(result)))
     print(f"best template: {out / 'best.json'}")
     print(f"full result:   {out / 'result.json'}   (see: rollouts-dspy show {shlex.quote(str(out / 'result.json'))})")
     print(f"log:           {out / 'run.log'}")

@@ -70,15 +70,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(result: Any, study: Any, *, quiet: bool) -> None:
-    from .report import score_summary
+    from .cli import _score_lines
     from .studies.options import mask_url
 
-    records = {r.id: r for r in result.candidates}
-    initial = next((r for r in result.candidates if r.origin == "initial"), None)
-    chosen = records.get(result.best_candidate_id)
     print(f"study {study.name} done: {result.stop_reason}, {result.rollouts_used} rollouts (all workers)")
-    print(f"initial prompt: {score_summary(initial) if initial else '-'}")
-    print(f"best prompt:    {score_summary(chosen) if chosen else result.best_template.score}")
+    print("\n".join(_score_lines(result)))
     print(f"report:         rollouts-dspy show {shlex.quote(mask_url(study.storage))} --study "
           f"{shlex.quote(study.name)}")
     if not quiet:

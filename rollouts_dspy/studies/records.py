@@ -31,7 +31,7 @@ __all__ = ["BUSY", "DONE", "GRANTED", "WAIT", "Claim", "StoredFailure", "claim_a
            "finish_answer", "finish_rollout", "finished_rollouts", "record_trial", "save_result", "study_usage"]
 
 BUSY, DONE, GRANTED, WAIT = "busy", "done", "granted", "wait"
-ROLLOUT_CLAIM, ANSWER_CLAIM = "rollout", "answer"
+ROLLOUT_CLAIM, ANSWER_CLAIM, TRIAL_CLAIM = "rollout", "answer", "trial"
 Grant = Callable[[sa.Connection], "tuple[int, float] | None"]
 Settle = Callable[..., None]
 
@@ -158,18 +158,27 @@ def _answer(row: Any) -> tuple[str, Usage] | StoredFailure:
 
 # -- trials and the result --------------------------------------------------------------------------------------
 def record_trial(store: StudyStore, number: int, combo: str, value: float | None, scores: Mapping[int, float],
-                 mirror: Callable[[], None]) -> tuple[str, float | None]:
-    """Record trial `number` once (the first worker to tell it also adds it to Optuna's study through `mirror`);
-    returns the recorded (combination, value), which every worker's own must equal."""
+                 mirror: Callable[[bool], None]) -> tuple[str, float | None] | None:
+    """Record trial `number` once, under its claim: the row, then `mirror(False)` adds it to Optuna's study,
+    then the row is marked mirrored. A worker that finds the row unmarked (its recorder died in between) calls
+    `mirror(True)`, which adds it unless Optuna already has it. Returns the recorded (combination, value), which
+    every worker's own must equal; None while another worker is recording it (wait for the claim, then ask
+    again)."""
     with store.engine.begin() as tx:
-        mine = tx.execute(pg_insert(trials).values(
+        if not store.claim_in(tx, TRIAL_CLAIM, "", number):
+            return None
+        tx.execute(pg_insert(trials).values(
             study=store.name, number=number, combo=combo, value=value,
             scores=json.dumps({str(i): s for i, s in sorted(scores.items())}), worker=store.me)
-            .on_conflict_do_nothing().returning(trials.c.number)).first() is not None
-        row = tx.execute(sa.select(trials.c.combo, trials.c.value)
+            .on_conflict_do_nothing())
+        row = tx.execute(sa.select(trials.c.combo, trials.c.value, trials.c.mirrored, trials.c.worker)
                          .where(trials.c.study == store.name, trials.c.number == number)).one()
-    if mine:
-        mirror()
+    if not row.mirrored:
+        mirror(row.worker != store.me)
+    with store.engine.begin() as tx:
+        tx.execute(sa.update(trials).where(trials.c.study == store.name, trials.c.number == number)
+                   .values(mirrored=True))
+        store.release_in(tx, TRIAL_CLAIM, "", number)
     return row.combo, row.value
 
 

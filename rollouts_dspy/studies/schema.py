@@ -107,6 +107,7 @@ trials = sa.Table(
     sa.Column("value", sa.Float),
     sa.Column("scores", sa.Text, nullable=False),
     sa.Column("worker", _NAME, nullable=False),
+    sa.Column("mirrored", sa.Boolean, nullable=False, server_default=sa.false()),  # in Optuna's study too
 )
 
 

@@ -239,9 +239,11 @@ class StudyStore:
                         future.set_result(None)
 
     # -- work done once per study --------------------------------------------------------------------------------
-    async def once(self, job: str, make: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
+    async def once(self, job: str, make: Callable[[], Awaitable[Any]],
+                   waiting: Callable[[], None] | None = None) -> tuple[Any, bool]:
         """The value of `job`: made by `make()` if this worker is the first to claim it (True), else the value
-        another worker stored (False; waits while the job is claimed, and takes it over if its worker died)."""
+        another worker stored (False; waits while the job is claimed -- calling `waiting()` once -- and takes it
+        over if its worker died)."""
         while True:
             state, value = await self.run(self._job, job)
             if state == "done":
@@ -249,6 +251,9 @@ class StudyStore:
             if state == "claimed":
                 made = await make()
                 return await self.run(self._finish_job, job, made), True
+            if waiting is not None:
+                waiting()
+                waiting = None
             await self.wait_free("job", job)
 
     def _job(self, job: str) -> tuple[str, Any]:

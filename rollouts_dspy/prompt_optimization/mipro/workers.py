@@ -129,7 +129,10 @@ class SharedShell(_Shell):
 
     # -- the candidate pool --------------------------------------------------------------------------------------
     async def _setup(self) -> None:
-        pool, made = await self.store.once(POOL_JOB, self._make_pool)
+        def waiting() -> None:
+            self._phase("waiting for another worker's candidate pool", None)
+
+        pool, made = await self.store.once(POOL_JOB, self._make_pool, waiting)
         if made:
             return
         await super()._setup()  # every rollout and answer it needs is in the study: served, none made again
@@ -151,14 +154,20 @@ class SharedShell(_Shell):
     # -- trials --------------------------------------------------------------------------------------------------
     def _step(self, entry: TrialEntry) -> None:
         super()._step(entry)
-        from ...studies.records import record_trial
-
         while self._records and self._records[0][1].done():
             done, future = self._records.pop(0)
             self._agree(done, future.result())
+        self._records.append((entry, asyncio.ensure_future(self._record(entry))))
+
+    async def _record(self, entry: TrialEntry) -> tuple[str, float | None]:
+        """Trial `entry` as the study recorded it (by this worker if it is the first to tell it)."""
+        from ...studies.records import TRIAL_CLAIM, record_trial
+
         mirror = functools.partial(self._mirror, entry)
-        self._records.append((entry, asyncio.ensure_future(self.store.run(
-            record_trial, self.store, entry.number, entry.combo, entry.value, entry.scores, mirror))))
+        while (recorded := await self.store.run(record_trial, self.store, entry.number, entry.combo, entry.value,
+                                                entry.scores, mirror)) is None:
+            await self.store.wait_free(TRIAL_CLAIM, "", entry.number)
+        return recorded
 
     def _agree(self, entry: TrialEntry, recorded: tuple[str, float | None]) -> None:
         combo, value = recorded
@@ -167,10 +176,14 @@ class SharedShell(_Shell):
                                   f"{value}) but this worker's engine has {entry.combo} ({entry.value}); the workers "
                                   "disagree (same rollouts-dspy and optuna versions everywhere?)")
 
-    def _mirror(self, entry: TrialEntry) -> None:
-        """Trial `entry` in Optuna's study of the same name (runs on the store's threads)."""
+    def _mirror(self, entry: TrialEntry, check: bool) -> None:
+        """Trial `entry` in Optuna's study of the same name (on the store's threads); with `check`, only if the
+        worker that recorded it died before it was known to be there."""
         import optuna
 
+        if check and any(t.user_attrs.get("mipro_trial") == entry.number
+                         for t in self.store.optuna.get_trials(deepcopy=False)):
+            return
         assert self.engine.study is not None
         study = self.engine.study
         attrs = {"mipro_trial": entry.number, "combination": entry.combo, "minibatch": list(entry.indices)}
