@@ -70,7 +70,7 @@ class SharedLedger(Ledger):
 
     def refresh(self) -> None:
         """Read the study's counters (what every worker was admitted and paid so far)."""
-        with self._lock, self.store.engine.connect() as conn:
+        with self._lock, self.store.guard(), self.store.engine.connect() as conn:
             self._row(conn, lock=False)
 
     # -- rollouts --------------------------------------------------------------------------------------------
@@ -138,5 +138,5 @@ class SharedLedger(Ledger):
                 self._unprobe(tx, kind)
 
     def settle(self, kind: str, cost_usd: float | None, *, committed: float) -> None:
-        with self._lock, self.store.engine.begin() as tx:
+        with self._lock, self.store.guard(), self.store.engine.begin() as tx:
             self.settle_in(tx, kind, cost_usd, committed=committed)

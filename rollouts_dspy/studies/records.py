@@ -167,14 +167,14 @@ def record_trial(store: StudyStore, number: int, combo: str, value: float | None
     with store.engine.begin() as tx:
         if not store.claim_in(tx, TRIAL_CLAIM, "", number):
             return None
-        tx.execute(pg_insert(trials).values(
+        inserted = tx.execute(pg_insert(trials).values(
             study=store.name, number=number, combo=combo, value=value,
             scores=json.dumps({str(i): s for i, s in sorted(scores.items())}), worker=store.me)
-            .on_conflict_do_nothing())
-        row = tx.execute(sa.select(trials.c.combo, trials.c.value, trials.c.mirrored, trials.c.worker)
+            .on_conflict_do_nothing().returning(trials.c.number)).first() is not None
+        row = tx.execute(sa.select(trials.c.combo, trials.c.value, trials.c.mirrored)
                          .where(trials.c.study == store.name, trials.c.number == number)).one()
     if not row.mirrored:
-        mirror(row.worker != store.me)
+        mirror(not inserted)
     with store.engine.begin() as tx:
         tx.execute(sa.update(trials).where(trials.c.study == store.name, trials.c.number == number)
                    .values(mirrored=True))

@@ -172,4 +172,5 @@ class SharedRuntime(Runtime):
         return super().cost()
 
     def usage(self) -> dict[str, dict[str, Any]]:
-        return study_usage(self.store.engine, self.store.name)
+        with self.store.guard():
+            return study_usage(self.store.engine, self.store.name)

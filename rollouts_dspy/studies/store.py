@@ -14,10 +14,11 @@ Everything here is synchronous SQLAlchemy; `run` executes it on the store's own 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -198,9 +199,22 @@ class StudyStore:
                 self._optuna_storage.engine.dispose()
             self.engine.dispose()
 
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Database failures inside as a CheckpointError naming the database (for the few calls made on the
+        event loop's thread)."""
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise unreachable(self.study.storage, exc) from None
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` on the store's threads (database calls never block the event loop)."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args))
+        """`fn(*args)` on the store's threads (database calls never block the event loop). A database that fails
+        is a CheckpointError naming it (without its password)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args))
+        except sa.exc.SQLAlchemyError as exc:
+            raise unreachable(self.study.storage, exc) from None
 
     # -- claims --------------------------------------------------------------------------------------------------
     def claim_in(self, tx: sa.Connection, kind: str, key: str, idx: int = 0) -> bool:
@@ -232,7 +246,13 @@ class StudyStore:
     async def _poll(self) -> None:
         while self._waiting:
             await asyncio.sleep(POLL_SECONDS)
-            live = await self.run(self.live_claims)
+            try:
+                live = await self.run(self.live_claims)
+            except CheckpointError as exc:  # every waiter fails with it: none hangs
+                for future in [f for futures in self._waiting.values() for f in futures if not f.done()]:
+                    future.set_exception(exc)
+                self._waiting.clear()
+                return
             for item in [i for i in self._waiting if i not in live]:
                 for future in self._waiting.pop(item):
                     if not future.done():
