@@ -87,7 +87,7 @@ class SharedEvaluator(Evaluator):
                 if claim.state == DONE:
                     return claim.value, False
                 if claim.state == GRANTED:
-                    # Cancelled or failed here, the claim stays until this worker leaves (then it lapses).
+                    # Cancelled or failed here, the claim is given back when this worker leaves the study.
                     rollout = await self.task.run(candidate, index)
                     stored = await self.store.run(finish_rollout, self.store, self.model, key, rollout,
                                                   claim.committed, self.ledger.settle_in)
