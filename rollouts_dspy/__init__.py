@@ -64,6 +64,9 @@ _EXPORTS: dict[str, str] = {
     "estimate_calls": "rollouts_dspy.prompt_optimization.mipro",
     "propose_instructions": "rollouts_dspy.prompt_optimization.mipro",
     "run_mipro": "rollouts_dspy.prompt_optimization.mipro",
+    # shared studies: one search run by many worker processes through PostgreSQL
+    "SharedStudy": "rollouts_dspy.studies",
+    "load_study_result": "rollouts_dspy.studies.reading",
     # DSPy drop-in
     "RolloutsGEPA": "rollouts_dspy.dspy_integration",
     "RolloutsMIPRO": "rollouts_dspy.dspy_integration",

@@ -4,6 +4,8 @@ finished run.
     rollouts-dspy optimize --method gepa --config examples/gepa_quickstart.toml --out runs/quickstart
     rollouts-dspy evaluate --template runs/quickstart/best.json --config examples/gepa_quickstart.toml
     rollouts-dspy show runs/quickstart/result.json
+    rollouts-dspy worker --storage postgresql://HOST/DB --study NAME --config examples/mipro_quickstart.toml
+    rollouts-dspy show postgresql://HOST/DB --study NAME
 
 Progress goes to stderr (a live display on a terminal, plain lines otherwise, nothing with --quiet); results go
 to stdout. Exit codes: 0 done, 1 failed run, 2 bad config or input file, 130 interrupted (Ctrl-C).
@@ -71,10 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", "-q", action="store_true", help="print only the score")
     ev.set_defaults(func=_cmd_evaluate)
 
+    from .cli_studies import add_worker
+
+    add_worker(sub, _add_display_flags)
+
     show = sub.add_parser("show", help="a readable report of a finished run",
                           description="Best prompt, score history, rollouts, tokens, cost and a diff of the best "
-                                      "system prompt against the initial one.")
-    show.add_argument("result", type=Path, help="a result.json written by `rollouts-dspy optimize`")
+                                      "system prompt against the initial one. Given a database URL, the shared "
+                                      "studies there (and with --study, that study's result or progress).")
+    show.add_argument("result", help="a result.json written by `rollouts-dspy optimize`, or a shared study's "
+                                     "database URL (postgresql://...)")
+    show.add_argument("--study", default=None, metavar="NAME", help="with a database URL: the study to show")
     show.add_argument("--top", type=int, default=5, help="how many candidates to list (default 5)")
     show.add_argument("--plain", action="store_true", help="plain text even on a terminal")
     show.set_defaults(func=_cmd_show)
@@ -191,8 +200,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, config: Any, rows: list[dict[str, Any]], method_config: Any,
-         scoring: tuple[Any, Any], out: Path) -> tuple[Any, Any, Any] | None:
-    """Run the optimizer with the progress display and the run log; None when interrupted by Ctrl-C."""
+         scoring: tuple[Any, Any], out: Path | None) -> tuple[Any, Any, Any] | None:
+    """Run the optimizer with the progress display and the run log (in `out`; a worker keeps none); None when
+    interrupted by Ctrl-C."""
     from .progress import fan_out, progress_reporter
     from .prompt_optimization.events import LinePrinter
     from .scripted import scripted_server
@@ -201,16 +211,19 @@ def _run(args: argparse.Namespace, config: Any, rows: list[dict[str, Any]], meth
     score_fn, env_factory = scoring
     with contextlib.ExitStack() as stack:
         base_url = stack.enter_context(scripted_server(config, rows, out, args.resume))
-        log = stack.enter_context((out / "run.log").open("a", encoding="utf-8"))
+        log = None if out is None else stack.enter_context((out / "run.log").open("a", encoding="utf-8"))
         display = stack.enter_context(progress_reporter("quiet" if args.quiet else args.progress))
         endpoint = config.endpoint.build(base_url)
         optimizer = config.optimizer_endpoint.build(base_url)
-        print(f"# {_command(args, out, resume=args.resume)}", file=log, flush=True)
+        if log is not None:
+            print(f"# {_command(args, out, resume=args.resume)}", file=log, flush=True)
         try:
+            reporter = fan_out(display, None if log is None else LinePrinter(log))
             result = asyncio.run(run(config.template, method_config, rows, endpoint, optimizer, score_fn,
-                                     env_factory, reporter=fan_out(display, LinePrinter(log)), progress=False))
+                                     env_factory, reporter=reporter, progress=False))
         except KeyboardInterrupt:
-            print("interrupted (Ctrl-C)", file=log, flush=True)
+            if log is not None:
+                print("interrupted (Ctrl-C)", file=log, flush=True)
             return None
     return result, endpoint, optimizer
 
@@ -239,16 +252,21 @@ def _command(args: argparse.Namespace, out: Path, *, resume: bool) -> str:
                        "--out", str(out), *(["--resume"] if resume else [])])
 
 
-def _print_outcome(result: Any, out: Path, args: argparse.Namespace) -> None:
+def _score_lines(result: Any) -> list[str]:
+    """The initial and the best prompt's scores, as a finished command prints them."""
     from .report import score_summary
 
-    best = result.best_template
     records = {r.id: r for r in result.candidates}
     initial = next((r for r in result.candidates if r.origin == "initial"), None)
     chosen = records.get(result.best_candidate_id)
+    return [f"initial prompt: {score_summary(initial) if initial else '-'}",
+            f"best prompt:    {score_summary(chosen) if chosen else result.best_template.score}"]
+
+
+def _print_outcome(result: Any, out: Path, args: argparse.Namespace) -> None:
+    best = result.best_template
     print(f"done: {result.stop_reason}, {result.rollouts_used} rollouts")
-    print(f"initial prompt: {score_summary(initial) if initial else '-'}")
-    print(f"best prompt:    {score_summary(chosen) if chosen else best.score}")
+    print("\n".join(_score_lines(result)))
     print(f"best template: {out / 'best.json'}")
     print(f"full result:   {out / 'result.json'}   (see: rollouts-dspy show {shlex.quote(str(out / 'result.json'))})")
     print(f"log:           {out / 'run.log'}")
@@ -364,7 +382,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from .io import load_result
     from .report import build_report, render_report
 
-    result = load_result(args.result)
+    if "://" in args.result:
+        from .cli_studies import study_result
+
+        result = study_result(args)
+        if result is None:
+            return EXIT_OK
+    elif args.study is not None:
+        raise ConfigError("--study goes with a database URL (postgresql://...), not a result file")
+    else:
+        result = load_result(args.result)
     sections = build_report(result, top=max(args.top, 1))
     render_report(sections, sys.stdout, rich=sys.stdout.isatty() and not args.plain)
     return EXIT_OK

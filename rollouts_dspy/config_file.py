@@ -45,6 +45,7 @@ _SET_BY_CLI = {
     "val_seeds": "the [dataset] split (val = ...)",
     "checkpoint_dir": "--out DIR (the checkpoint goes to DIR/checkpoint; resume with --resume)",
     "storage": "--out DIR (the Optuna study goes to DIR/checkpoint; resume with --resume)",
+    "study": "`rollouts-dspy worker --storage URL --study NAME` (a shared study)",
 }
 
 
@@ -197,9 +198,10 @@ class RunConfig:
         return factory
 
     def method_config(self, method: str, train: tuple[int, ...], val: tuple[int, ...],
-                      state_path: Path | None) -> Any:
-        """GEPAConfig/MIPROConfig from the [gepa]/[mipro] table plus the split and the checkpoint location.
-        Unknown keys are reported here with file and key; bad values by the config class, prefixed likewise."""
+                      state_path: Path | None, overrides: Mapping[str, Any] | None = None) -> Any:
+        """GEPAConfig/MIPROConfig from the [gepa]/[mipro] table plus the split and the checkpoint location (and
+        `overrides`: fields the command sets, e.g. the worker's shared study). Unknown keys are reported here with
+        file and key; bad values by the config class, prefixed likewise."""
         from dataclasses import fields
 
         cls, state_key = _method_class(method)
@@ -215,6 +217,7 @@ class RunConfig:
         params.update(train_seeds=train, val_seeds=val)
         if state_path is not None and state_key in allowed:
             params[state_key] = str(state_path)
+        params.update(overrides or {})
         try:
             return cls(**params)
         except (ConfigError, TypeError, ValueError) as exc:

@@ -22,6 +22,7 @@ PUBLIC = {
     "RayExecutor", "RolloutsGEPA", "RolloutsMIPRO", "template_to_module", "module_to_template", "score_fn_to_metric",
     "metric_to_score_fn", "rows_to_examples", "examples_to_rows",
     "save_template", "load_template", "save_result", "load_result",
+    "SharedStudy", "load_study_result",
 }
 
 

@@ -97,6 +97,12 @@ class Ledger:
                 await self._wait()
             if self.prices.estimate(ROLLOUT) is None:
                 n = 1
+        return self.grant_rollouts(n)
+
+    def grant_rollouts(self, n: int) -> tuple[int, float]:
+        """The admission decision itself, once the caller has applied the probe rule: grant up to `n` rollouts
+        against what is left now and commit each at the estimated price (a shared study's ledger makes the same
+        decision over the counters it loaded from its database)."""
         left = self.room()
         granted = n if left is None else min(n, left)
         price = self.prices.estimate(ROLLOUT) or 0.0
@@ -113,6 +119,11 @@ class Ledger:
             return 0.0
         while self.prices.estimate(kind) is None and self._pending.get(kind, 0) > 0:
             await self._wait()
+        return self.grant_call(kind)
+
+    def grant_call(self, kind: str) -> float:
+        """The dollar decision of `admit_call` once the probe rule is applied (raises BudgetExhausted)."""
+        assert self.budget.max_cost_usd is not None
         price = self.prices.estimate(kind) or 0.0
         if self.cost_usd + self._pending_usd + price >= self.budget.max_cost_usd:
             raise BudgetExhausted(f"the dollar budget (max_cost_usd={self.budget.max_cost_usd}) cannot pay for "

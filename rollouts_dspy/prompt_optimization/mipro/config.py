@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ...errors import ConfigError
+from ...studies.options import SharedStudy
 from ..validation import check_budget, check_int, check_optional_int, check_seed, check_seeds
 from .settings import SEARCH_FIELDS, minimum_rollouts, resolve_search_settings
 
@@ -30,7 +31,7 @@ DEFAULT_TIPS: tuple[str, ...] = (
 """One tip per proposal, cycled: varied tips give varied candidates (the MIPROv2 paper's tip set, reworded)."""
 
 NOT_FINGERPRINTED = ("num_trials", "max_rollouts", "max_cost_usd", "max_concurrent", "storage", "checkpoint_dir",
-                     "trials_per_batch", "num_top_for_validation")
+                     "trials_per_batch", "num_top_for_validation", "study")
 """Fields a resumed run may change: more trials or budget, other concurrency, another place for the files."""
 
 
@@ -46,7 +47,9 @@ class MIPROConfig:
     `train_seeds` must be given (the split is a decision of the caller, not something to guess). `val_seeds` may
     be empty: the best combination is then chosen by its full evaluation on the training rows.
     `checkpoint_dir` keeps the run's journal (rerunning with it resumes); `storage` is an Optuna RDB URL (e.g.
-    `sqlite:///study.db`) where the study is kept for inspection. The `*_aware` flags choose what each proposal
+    `sqlite:///study.db`) where the study is kept for inspection. `study` makes this run one worker of a search
+    shared through a PostgreSQL database (docs/cluster-mipro-workers.md; the database is then the checkpoint, so
+    `checkpoint_dir` and `storage` stay None). The `*_aware` flags choose what each proposal
     request shows: the task's steps and inputs, a dataset summary, a tip, demos (and observed failures).
     """
 
@@ -69,6 +72,7 @@ class MIPROConfig:
     max_concurrent: int = 10
     checkpoint_dir: str | None = None
     storage: str | None = None
+    study: SharedStudy | None = None
     tips: tuple[str, ...] = DEFAULT_TIPS
     proposal_demos: int = 40
     proposal_failures: int = 0
@@ -118,6 +122,14 @@ class MIPROConfig:
         if self.storage is not None and (not isinstance(self.storage, str) or "://" not in self.storage):
             raise ConfigError(f"{OWNER}.storage must be an Optuna RDB URL such as 'sqlite:///study.db', but got "
                               f"{self.storage!r} (to make a run resumable, set checkpoint_dir)")
+        if self.study is None:
+            return
+        if not isinstance(self.study, SharedStudy):
+            raise ConfigError(f"{OWNER}.study must be a SharedStudy or None, but got {self.study!r}")
+        for name in ("checkpoint_dir", "storage"):
+            if getattr(self, name) is not None:
+                raise ConfigError(f"{OWNER}.{name} must be None in a shared study (study=SharedStudy(...)), but got "
+                                  f"{getattr(self, name)!r}: the study's database, study.storage, is its checkpoint")
 
     def _resolve_search(self) -> None:
         """Fill the search-size fields (see the module doc) and refuse a budget too small for one trial."""
@@ -144,6 +156,7 @@ class MIPROConfig:
         data["val_seeds"] = list(self.val_seeds)
         data["tips"] = list(self.tips)
         data["chosen_for_budget"] = list(self.chosen_for_budget)
+        data["study"] = None if self.study is None else self.study.to_dict()
         return data
 
     def fingerprint_fields(self) -> dict[str, Any]:

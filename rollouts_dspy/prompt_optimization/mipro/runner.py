@@ -61,6 +61,11 @@ async def optimize_mipro(task: Task, proposer: LanguageModel, initial: Candidate
     if missing:
         raise ConfigError(f"the initial candidate has no instruction for component {missing[0]!r} "
                           f"(task components: {list(components)})")
+    if config.study is not None:  # one worker of a shared study (docs/cluster-mipro-workers.md)
+        from .workers import optimize_shared
+
+        return await optimize_shared(task, proposer, initial, config, reporter=reporter, context=context,
+                                     bootstrap_task=bootstrap_task, trial_log=trial_log)
     runtime = Runtime.open(
         method=METHOD, budget=Budget(max_rollouts=config.max_rollouts, max_cost_usd=config.max_cost_usd),
         max_concurrent=config.max_concurrent, checkpoint_dir=config.checkpoint_dir,
