@@ -1,5 +1,5 @@
 """The command line of shared studies: `rollouts-dspy worker` (one worker of a shared MIPRO study) and what
-`rollouts-dspy show` prints for a database URL (docs/cluster-mipro-workers.md).
+`rollouts-dspy show` prints for a database URL (docs/cluster.md, MIPRO across workers).
 
     rollouts-dspy worker --storage postgresql://HOST/DB --study NAME --config examples/mipro_quickstart.toml
     rollouts-dspy show postgresql://HOST/DB                  # every study there and how far it is

@@ -1,5 +1,5 @@
 """Shared studies: one search run by any number of worker processes, on any number of machines, through a
-PostgreSQL database (docs/cluster-mipro-workers.md).
+PostgreSQL database (docs/cluster.md, MIPRO across workers).
 
 The database holds what the workers share: the study's fingerprint and config, its budget (admission is a
 transaction), claims on work in progress, finished rollouts and proposer answers, work done once (the candidate

@@ -1,4 +1,4 @@
-"""MIPRO across workers (docs/cluster-mipro-workers.md), against a real PostgreSQL server and the scripted LLM
+"""MIPRO across workers (docs/cluster.md, MIPRO across workers), against a real PostgreSQL server and the scripted LLM
 server over real HTTP: several workers run one search whose result is a single run's, no call is made twice, the
 budget holds for all of them together, and a worker SIGKILLed while it holds claims loses only its calls in
 flight."""

@@ -48,7 +48,7 @@ class MIPROConfig:
     be empty: the best combination is then chosen by its full evaluation on the training rows.
     `checkpoint_dir` keeps the run's journal (rerunning with it resumes); `storage` is an Optuna RDB URL (e.g.
     `sqlite:///study.db`) where the study is kept for inspection. `study` makes this run one worker of a search
-    shared through a PostgreSQL database (docs/cluster-mipro-workers.md; the database is then the checkpoint, so
+    shared through a PostgreSQL database (docs/cluster.md, MIPRO across workers; the database is then the checkpoint, so
     `checkpoint_dir` and `storage` stay None). The `*_aware` flags choose what each proposal
     request shows: the task's steps and inputs, a dataset summary, a tip, demos (and observed failures).
     """

@@ -61,7 +61,7 @@ async def optimize_mipro(task: Task, proposer: LanguageModel, initial: Candidate
     if missing:
         raise ConfigError(f"the initial candidate has no instruction for component {missing[0]!r} "
                           f"(task components: {list(components)})")
-    if config.study is not None:  # one worker of a shared study (docs/cluster-mipro-workers.md)
+    if config.study is not None:  # one worker of a shared study (docs/cluster.md, MIPRO across workers)
         from .workers import optimize_shared
 
         return await optimize_shared(task, proposer, initial, config, reporter=reporter, context=context,

@@ -1,5 +1,5 @@
 """MIPRO across workers: one search run by any number of worker processes through a PostgreSQL database
-(`MIPROConfig(study=SharedStudy(...))`; docs/cluster-mipro-workers.md).
+(`MIPROConfig(study=SharedStudy(...))`; docs/cluster.md, MIPRO across workers).
 
 Every worker runs the same engine and the same shell as a single run, and gives them the same answers: the study's
 database is their shared cache (rollouts claimed before they run, stored when they end), their shared ledger and
