@@ -2,6 +2,7 @@
 
     python -m benchmarks.scale_out                      # prints the tables, writes benchmarks/results/scale_out.md
     python -m benchmarks.scale_out --cpu-ms 50 --rollouts 24 --workers 1 2 4 --repeats 3   # the defaults
+    python -m benchmarks.scale_out --skip-ray --mipro-workers 1 2 4 --latency 0.4 --mipro-trials 30  # MIPRO only
 
 The world: the calculator agent (generated arithmetic problems, 3-7 tool calls per rollout) whose every tool call
 burns `--cpu-ms` of CPU in the process that runs the rollout -- a stand-in for an environment that runs code or a
@@ -17,6 +18,9 @@ Overheads: the same rollouts with no CPU cost, one at a time, local against Ray 
 rollout: shipping the candidate, a task, the result back); a no-op Ray task's round trip; on a PostgreSQL server
 started here (rollouts_dspy.testing.postgres), one budget admission in its own transaction (what reserving a
 rollout across workers costs) and one Optuna ask+tell per trial against in-memory, SQLite and PostgreSQL storage.
+
+MIPRO across workers (benchmarks/mipro_workers.py): 1, 2, 4 `rollouts-dspy worker` processes share one MIPRO
+search through that PostgreSQL server, against a scripted server answering every call after `--latency` seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import asyncio
 import functools
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +40,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from rollouts_dspy.environments.calculator import CalculatorEnvironment  # noqa: E402
+
+from .server import ServerProcess  # noqa: E402
 
 __all__ = ["main"]
 
@@ -66,22 +71,6 @@ class BurningCalculator(CalculatorEnvironment):
 
 def make_environment(cpu_ms: float, row: dict) -> BurningCalculator:
     return BurningCalculator(cpu_ms)
-
-
-# -- the scripted server in its own process --------------------------------------------------------------------
-class ServerProcess:
-    def __enter__(self) -> str:
-        self.proc = subprocess.Popen([sys.executable, "-m", "rollouts_dspy.testing.server", "--port", "0"],
-                                     stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
-        if not line.startswith("http"):
-            self.proc.kill()
-            raise RuntimeError(f"the scripted server did not start (printed {line!r})")
-        return line
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 # -- one measurement --------------------------------------------------------------------------------------------
@@ -165,15 +154,11 @@ def ray_round_trip_ms(n: int) -> float:
     return 1000 * (time.perf_counter() - started) / n
 
 
-def postgres_rows(tmp: Path) -> list[tuple[str, float, str]]:
-    from rollouts_dspy.testing.postgres import TempPostgres
-
-    with TempPostgres() as pg:
-        rows = [("PostgreSQL: one budget admission (its own transaction)", admission_ms(pg.url, 300),
-                 "300, one at a time")]
-        for name, url in (("in-memory", None), ("SQLite file", f"sqlite:///{tmp / 'optuna.db'}"),
-                          ("PostgreSQL", pg.url)):
-            rows.append((f"Optuna ask + tell per trial, {name} storage", optuna_trial_ms(url, 40), "40 trials"))
+def postgres_rows(storage: str, tmp: Path) -> list[tuple[str, float, str]]:
+    rows = [("PostgreSQL: one budget admission (its own transaction)", admission_ms(storage, 300),
+             "300, one at a time")]
+    for name, url in (("in-memory", None), ("SQLite file", f"sqlite:///{tmp / 'optuna.db'}"), ("PostgreSQL", storage)):
+        rows.append((f"Optuna ask + tell per trial, {name} storage", optuna_trial_ms(url, 40), "40 trials"))
     return rows
 
 
@@ -211,17 +196,34 @@ def optuna_trial_ms(url: str | None, n: int) -> float:
 
 # -- output -----------------------------------------------------------------------------------------------------
 def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], overheads: list[tuple[str, float, str]],
-             load: tuple[float, float]) -> str:
+             mipro: list[dict[str, Any]], load: tuple[float, float]) -> str:
+    lines = [
+        "# Scale-out (`python -m benchmarks.scale_out`)",
+        "",
+        f"Machine: {os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}), shared: load "
+        f"average {load[0]:.1f} when the run started, {load[1]:.1f} when it ended (other processes competed for "
+        "the same cores, so the numbers are noisy).",
+    ]
+    if rows:
+        lines += ["", *ray_markdown(args, rows)]
+    if overheads:
+        lines += ["", "## Overheads per rollout", "", "| overhead | ms | measured on |", "| --- | ---: | --- |"]
+        lines += [f"| {what} | {ms:.2f} | {on} |" for what, ms, on in overheads]
+    if mipro:
+        from .mipro_workers import mipro_markdown
+
+        lines += ["", *mipro_markdown(args, mipro)]
+    return "\n".join(lines) + "\n"
+
+
+def ray_markdown(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[str]:
     base = rows[1]["per_second"] if len(rows) > 1 else rows[0]["per_second"]
     lines = [
         "## Scale-out: rollouts on Ray workers",
         "",
-        f"Machine: {os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}), shared: load "
-        f"average {load[0]:.1f} when the run started, {load[1]:.1f} when it ended (other processes competed for "
-        "the same cores, so the numbers are noisy). Throughput cannot grow past the cores: "
-        f"with {os.cpu_count()} cores, 4 workers share them. Calculator agent, {args.cpu_ms:g} ms of CPU per tool "
-        f"call, {args.rollouts} rollouts per run, fastest of {args.repeats}; scripted server in its own process "
-        "(`python -m benchmarks.scale_out`).",
+        f"Throughput cannot grow past the cores: with {os.cpu_count()} cores, 4 workers share them. Calculator agent, "
+        f"{args.cpu_ms:g} ms of CPU per tool call, {args.rollouts} rollouts per run, fastest of {args.repeats}; "
+        "scripted server in its own process.",
         "",
         "| executor | worker processes | rollouts/s | wall s | tool calls | vs 1 Ray worker |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -229,39 +231,61 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], overheads: li
     for r in rows:
         lines.append(f"| {r['executor']} | {r['workers']} | {r['per_second']:.1f} | {r['seconds']:.3f} | "
                      f"{r['tools']} | {r['per_second'] / base:.2f}x |")
-    lines += ["", "A rollout alternates CPU work in its tools with waits on the LLM server, so a core left idle by a "
-              "waiting worker can serve another: more workers than cores can still add throughput, up to what the "
-              "cores can burn. `local` runs every rollout on the driver's event loop, where the tools' CPU work "
-              "blocks the other rollouts: one process's worth, whatever `max_concurrent` says.",
-              "", "| overhead | ms | measured on |", "| --- | ---: | --- |"]
-    lines += [f"| {what} | {ms:.2f} | {on} |" for what, ms, on in overheads]
-    return "\n".join(lines) + "\n"
+    return [*lines, "", "A rollout alternates CPU work in its tools with waits on the LLM server, so a core left "
+            "idle by a waiting worker can serve another: more workers than cores can still add throughput, up to what "
+            "the cores can burn. `local` runs every rollout on the driver's event loop, where the tools' CPU work "
+            "blocks the other rollouts: one process's worth, whatever `max_concurrent` says."]
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rollouts", type=int, default=24)
     parser.add_argument("--cpu-ms", type=float, default=50.0, help="CPU burned per tool call")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="Ray worker processes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--overhead-rollouts", type=int, default=40)
-    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
+    parser.add_argument("--skip-ray", action="store_true", help="skip the Ray throughput table and Ray overheads")
+    parser.add_argument("--no-postgres", action="store_true",
+                        help="skip what needs PostgreSQL: its overhead rows and the MIPRO workers")
+    parser.add_argument("--mipro-workers", type=int, nargs="+", default=[1, 2, 4],
+                        help="`rollouts-dspy worker` processes sharing one MIPRO study, one row each")
+    parser.add_argument("--latency", type=float, default=0.4,
+                        help="seconds the scripted server waits before answering each call of the MIPRO workers")
+    parser.add_argument("--mipro-trials", type=int, default=30, help="num_trials of the MIPRO workers' search")
+    parser.add_argument("--skip-mipro", action="store_true", help="skip the MIPRO workers")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the markdown section")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import contextlib
+    import tempfile
+
+    from rollouts_dspy.testing.postgres import TempPostgres
+
+    args = parse_args(argv)
     load_start = os.getloadavg()[0]
-    with ServerProcess() as base_url:
-        import ray.cloudpickle
+    rows: list[dict[str, Any]] = []
+    overheads: list[tuple[str, float, str]] = []
+    mipro: list[dict[str, Any]] = []
+    if not args.skip_ray:
+        with ServerProcess() as server:
+            import ray.cloudpickle
 
-        # Workers get this module's environment by value: it need not be importable where they run.
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        rows = asyncio.run(throughput_rows(base_url, args))
-        overheads = asyncio.run(overhead_rows(base_url, args))
-    if not args.no_postgres:
-        import tempfile
+            # Workers get this module's environment by value: it need not be importable where they run.
+            ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+            rows = asyncio.run(throughput_rows(server.base_url, args))
+            overheads = asyncio.run(overhead_rows(server.base_url, args))
+    with tempfile.TemporaryDirectory() as tmp, \
+            (contextlib.nullcontext() if args.no_postgres else TempPostgres()) as pg:
+        if pg is not None:
+            overheads += postgres_rows(pg.url, Path(tmp))
+        if pg is not None and not args.skip_mipro:
+            from .mipro_workers import mipro_worker_rows
 
-        with tempfile.TemporaryDirectory() as tmp:
-            overheads += postgres_rows(Path(tmp))
-    text = markdown(args, rows, overheads, (load_start, os.getloadavg()[0]))
+            with ServerProcess(latency=args.latency) as server:
+                mipro = mipro_worker_rows(pg.url, server, Path(tmp), args)
+    text = markdown(args, rows, overheads, mipro, (load_start, os.getloadavg()[0]))
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

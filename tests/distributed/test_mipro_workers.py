@@ -21,8 +21,9 @@ from rollouts_dspy.studies.ledger import SharedLedger
 from rollouts_dspy.studies.schema import jobs, rollouts, trials, workers
 from rollouts_dspy.studies.store import StudyStore
 from rollouts_dspy.testing import ScriptedServer
+from rollouts_dspy.testing.studies import StudyTables, start_worker, write_study_config
 
-from .study_setup import StudyTables, single_run, start_worker, write_config
+from .study_setup import LEASE_SECONDS, single_run
 
 pytestmark = pytest.mark.distributed
 
@@ -50,13 +51,14 @@ def _wait_for(condition, what: str, timeout: float = 60.0, workers=()) -> None:
 
 async def test_three_workers_with_one_killed_mid_run_make_the_single_runs_search(postgres_url, tmp_path):
     with ScriptedServer() as ref_server, ScriptedServer() as fast, ScriptedServer(latency=0.5) as slow:
-        config = write_config(tmp_path, fast.base_url)
-        slow_config = write_config(tmp_path, slow.base_url, name="slow.toml")  # same models: only the address differs
+        config = write_study_config(tmp_path, fast.base_url)
+        # the same models: only the address differs
+        slow_config = write_study_config(tmp_path, slow.base_url, name="slow.toml")
         reference = await single_run(config, ref_server.base_url)
         reference_calls = ref_server.stats().requests_total
 
         tables = StudyTables(postgres_url, "killed")
-        victim = start_worker(postgres_url, "killed", slow_config, "victim")
+        victim = start_worker(postgres_url, "killed", slow_config, "victim", lease_seconds=LEASE_SECONDS)
         survivors: list[subprocess.Popen[str]] = []
         try:
             # The victim, whose every call takes 0.5 s, joins first (alone it would need far longer than the
@@ -64,7 +66,8 @@ async def test_three_workers_with_one_killed_mid_run_make_the_single_runs_search
             # are told, while it holds claims on rollouts.
             _wait_for(lambda: tables.exists(workers) and tables.count(workers) == 1, "the victim to join",
                       workers=[victim])
-            survivors = [start_worker(postgres_url, "killed", config, name) for name in ("alpha", "beta")]
+            survivors = [start_worker(postgres_url, "killed", config, name, lease_seconds=LEASE_SECONDS)
+                         for name in ("alpha", "beta")]
             _wait_for(lambda: tables.count(workers) == 3 and tables.count(jobs) == 1 and tables.count(trials) >= 2
                       and tables.claims_of("victim", "rollout") > 0, "the moment to kill the victim",
                       workers=[victim, *survivors])
@@ -100,7 +103,7 @@ async def test_three_workers_with_one_killed_mid_run_make_the_single_runs_search
 
 
 async def test_two_workers_share_a_budget_that_stops_the_search(postgres_url, tmp_path, server):
-    config = write_config(tmp_path, server.base_url, max_rollouts=230, num_trials=30)
+    config = write_study_config(tmp_path, server.base_url, max_rollouts=230, num_trials=30)
     reference = await single_run(config, server.base_url)
     assert reference.stop_reason == "budget"
     server.reset_stats()
@@ -117,10 +120,10 @@ async def test_a_worker_with_another_config_is_refused_and_a_late_one_replays_fo
     from rollouts_dspy.cli import main
     from rollouts_dspy.errors import CheckpointError
 
-    config = write_config(tmp_path, server.base_url, num_trials=4)
+    config = write_study_config(tmp_path, server.base_url, num_trials=4)
     study = SharedStudy(storage=postgres_url, name="late", lease_seconds=3.0)
     first = await single_run(config, server.base_url, study=study)
-    other = write_config(tmp_path, server.base_url, name="other.toml", num_trials=4, seed=1)
+    other = write_study_config(tmp_path, server.base_url, name="other.toml", num_trials=4, seed=1)
     with pytest.raises(CheckpointError, match="seed differ"):
         await single_run(other, server.base_url, study=study)
     server.reset_stats()
@@ -185,7 +188,7 @@ async def test_the_dollar_cap_holds_for_every_worker_and_one_probe_finds_the_pri
 
 
 async def test_a_study_stopped_by_an_outage_tries_what_failed_again_when_restarted(postgres_url, tmp_path, server):
-    config = write_config(tmp_path, server.base_url, num_trials=4)
+    config = write_study_config(tmp_path, server.base_url, num_trials=4)
     reference = await single_run(config, server.base_url)
     study = SharedStudy(storage=postgres_url, name="outage", lease_seconds=3.0)
     tables = StudyTables(postgres_url, "outage")
