@@ -201,10 +201,13 @@ def _wall_goal(rows: Rows, suite: dict[str, Any], world: str, budget: int, ours:
         reference = base.get("final", {}).get(f"{name_of_suite}|{world}|{budget}|{name}")
         quality = None if reference is None else row["final_mean"] >= reference - 1e-9
         note = "" if reference is None else f", held-out {row['final_mean']:.3f} vs baseline {reference:.3f}"
-        cells[ALL.index(name)] = f"{row['wall_s']:.1f} s = {ratio:.2f}x{note}"
+        # No schedule beats calls x latency / concurrency (every slot busy all the time): that floor, as a
+        # fraction of the peer's wall time, is the best ratio this many calls allow.
+        floor = row["efficiency"] * row["wall_s"] / theirs["wall_s"]
+        cells[ALL.index(name)] = f"{row['wall_s']:.1f} s = {ratio:.2f}x (floor {floor:.2f}x){note}"
         verdicts.append(None if quality is None else (ratio <= 0.5 and quality))
     if theirs is not None:
-        cells[ALL.index(peer)] = f"{theirs['wall_s']:.1f} s"
+        cells[ALL.index(peer)] = f"{theirs['wall_s']:.1f} s (efficiency {theirs['efficiency']:.2f})"
     met = None if None in verdicts else all(verdicts)
     what = "GEPA" if peer == "dspy.GEPA" else "MIPRO"
     return [f"{what} wall time <= 0.5x {peer}'s, held-out no worse than the baseline", f"{world}, {budget}, "

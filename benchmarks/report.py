@@ -299,7 +299,19 @@ def markdown(data: dict[str, Any], notes: str = "") -> str:
     return "\n".join(parts)
 
 
+def _scale_out_section() -> str:
+    """The scale-out tables (`python -m benchmarks.scale_out`, its own command: it starts Ray clusters, PostgreSQL
+    and worker processes), one heading level down so they sit under this file's title."""
+    path = Path(__file__).resolve().parent / "results" / "scale_out.md"
+    if not path.exists():
+        return ""
+    lines = path.read_text().splitlines()
+    return "\n".join("#" + line if line.startswith("#") else line for line in lines)
+
+
 def write_markdown(data: dict[str, Any], path: Path) -> None:
-    notes_file = Path(__file__).resolve().parent / "NOTES.md"
+    here = Path(__file__).resolve().parent
+    notes_file = here / "NOTES.md"
     notes = notes_file.read_text() if notes_file.exists() else ""
-    path.write_text(markdown(data, notes))
+    scale_out = _scale_out_section()
+    path.write_text(markdown(data, "\n\n".join(part for part in (scale_out.strip(), notes.strip()) if part)))
