@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_studies import add_worker
 from .errors import CheckpointError, ConfigError, DatasetError, ResultFileError, ScoreFnError, TemplateError
 
 __all__ = ["build_parser", "main"]
@@ -72,8 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print up to N wrongly answered samples (default 3)")
     ev.add_argument("--quiet", "-q", action="store_true", help="print only the score")
     ev.set_defaults(func=_cmd_evaluate)
-
-    from .cli_studies import add_worker
 
     add_worker(sub, _add_display_flags)
 
