@@ -112,6 +112,12 @@ class RolloutsMIPRO(Teleprompter):
             fields.update(num_candidates=preset.num_candidates, num_demo_sets=preset.num_demo_sets,
                           num_trials=preset.num_trials, minibatch_size=preset.minibatch_size)
             fields["max_rollouts"] = min(preset.max_rollouts, opts.max_rollouts or preset.max_rollouts)
+            if opts.max_rollouts is not None and opts.max_rollouts > preset.max_rollouts:
+                # Both are hard caps, so the smaller wins; say so, since a budget given explicitly reads as the
+                # one that will be spent.
+                logger.warning("RolloutsMIPRO: auto=%r caps this compile at %d program runs, below max_rollouts=%d; "
+                               "pass auto='medium' or 'heavy', or auto=None with num_candidates and num_trials, "
+                               "to spend more", opts.auto, preset.max_rollouts, opts.max_rollouts)
             val = val[: preset.val_size]
         else:
             n = opts.num_candidates

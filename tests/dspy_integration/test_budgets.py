@@ -37,3 +37,13 @@ def test_mipro_auto_is_a_hard_cap(level, task_lm, reflect_lm, counting_metric):
             dspy.ChainOfThought("query -> intent"), trainset=TRAIN, valset=VAL)
     assert optimized.optimization_result.config["max_rollouts"] == cap
     assert metric.runs == optimized.total_calls <= cap
+
+
+def test_a_max_rollouts_above_the_auto_cap_is_told_not_silently_cut(task_lm, reflect_lm, counting_metric, caplog):
+    cap = mipro_preset("light", num_predictors=1, few_shot=True, train_size=len(TRAIN), val_size=len(VAL)).max_rollouts
+    with dspy.context(lm=task_lm), caplog.at_level("WARNING"):
+        optimized = RolloutsMIPRO(metric=counting_metric, auto="light", prompt_model=reflect_lm, num_threads=16,
+                                  max_rollouts=cap + 500).compile(dspy.ChainOfThought("query -> intent"),
+                                                                  trainset=TRAIN, valset=VAL)
+    assert optimized.optimization_result.config["max_rollouts"] == cap
+    assert f"auto='light' caps this compile at {cap} program runs, below max_rollouts={cap + 500}" in caplog.text
