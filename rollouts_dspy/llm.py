@@ -28,8 +28,9 @@ from typing import Any
 from .dtypes import Endpoint, Message, Tool, ToolCall, Usage
 from .providers import LOCAL_SERVER_KEY, is_local_base, litellm_module, litellm_prices, missing_key_variables
 from .runtime.errors import ProviderError
+from .runtime.meter import RoleUsage
 
-__all__ = ["CallStats", "Completion", "LLMCallError", "LLMSession", "MissingAPIKeyError", "check_api_keys",
+__all__ = ["Completion", "LLMCallError", "LLMSession", "MissingAPIKeyError", "check_api_keys",
            "check_priced", "is_priced", "redact_secrets"]
 
 
@@ -63,22 +64,6 @@ class Completion:
 
     message: Message
     usage: Usage
-
-
-@dataclass
-class CallStats:
-    """Counters for one role (e.g. 'task', 'reflection') of a run. Mutated only by `LLMSession`."""
-
-    calls: int = 0
-    retries: int = 0
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_known: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 _PERMANENT = frozenset({
@@ -120,7 +105,7 @@ class LLMSession:
 
     max_concurrent: int = 10
     seed: int = 0
-    stats: dict[str, CallStats] = field(default_factory=dict)
+    stats: dict[str, RoleUsage] = field(default_factory=dict)  # per role, with the retries only this layer sees
     _semaphore: asyncio.Semaphore | None = field(default=None, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _keys: dict[tuple[str, str | None], str | None] = field(default_factory=dict, repr=False)
@@ -135,20 +120,8 @@ class LLMSession:
             self._semaphore = asyncio.Semaphore(self.max_concurrent)
         return self._semaphore
 
-    def role_stats(self, role: str) -> CallStats:
-        return self.stats.setdefault(role, CallStats())
-
-    def total(self) -> CallStats:
-        out = CallStats()
-        for s in self.stats.values():
-            out.calls += s.calls
-            out.retries += s.retries
-            out.failures += s.failures
-            out.prompt_tokens += s.prompt_tokens
-            out.completion_tokens += s.completion_tokens
-            out.cost_usd += s.cost_usd
-            out.cost_known = out.cost_known and s.cost_known
-        return out
+    def role_stats(self, role: str) -> RoleUsage:
+        return self.stats.setdefault(role, RoleUsage())
 
     async def complete(
         self,
@@ -179,13 +152,7 @@ class LLMSession:
                 error = _error(kind, _explain(kind, _redact(str(exc), endpoint), endpoint, api_key),
                                retryable=retryable, attempts=attempt)
             else:
-                stats.calls += 1
-                stats.prompt_tokens += completion.usage.prompt_tokens
-                stats.completion_tokens += completion.usage.completion_tokens
-                if completion.usage.cost_usd is None:
-                    stats.cost_known = False
-                else:
-                    stats.cost_usd += completion.usage.cost_usd
+                stats.add(completion.usage)
                 return completion
             if not error.retryable or attempt > endpoint.max_retries:
                 stats.failures += 1

@@ -29,6 +29,9 @@ def _priced(usage: Usage) -> bool | None:
 
 @dataclass
 class RoleUsage:
+    """One role's calls, tokens, dollars, failures and retries: a run's usage table row, and the LLM session's
+    own count (`LLMSession.stats`, the only place retries are seen)."""
+
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
