@@ -72,8 +72,9 @@ class ExperimentTracker:
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepFinished):
             stats = asdict(event.stats)
+            # cost_usd is None for a model without a known price: left out, never logged as a made-up 0
             values = {k: float(stats[k]) for k in ("best_score", "mean_score", "num_evaluated", "rollouts_used",
-                                                    "tokens", "cost_usd")}
+                                                    "tokens", "cost_usd") if stats[k] is not None}
             if event.best_so_far is not None:
                 values["best_score_so_far"] = float(event.best_so_far)
             self._log(values, event.stats.generation)
