@@ -98,8 +98,8 @@ OVERRIDES: dict[str, Any] = {}
 
 
 def run_mipro(server: Server, train: list, held_out: list, budget: int, conc: int, seed: int) -> dict[str, Any]:
+    from rollouts_dspy import MIPROConfig, RunOptions, run_mipro
     from rollouts_dspy.prompt_optimization.evaluation import evaluate_template
-    from rollouts_dspy.prompt_optimization.mipro import MIPROConfig, run_mipro
     from rollouts_dspy.prompt_optimization.types import PromptTemplate
 
     template = PromptTemplate(system=WEAK, user_template="Query: {query}")
@@ -107,7 +107,8 @@ def run_mipro(server: Server, train: list, held_out: list, budget: int, conc: in
                          **OVERRIDES)
     started, cpu = time.monotonic(), time.process_time()
     result = asyncio.run(run_mipro(template, config, train, _endpoint(server, "scripted-task"),
-                                   _endpoint(server, "scripted-reflect"), _score_fn, progress=False))
+                                   _endpoint(server, "scripted-reflect"), _score_fn,
+                                   options=RunOptions(progress=False)))
     wall, cpu, calls = time.monotonic() - started, time.process_time() - cpu, server.task_calls()
 
     def held(t: Any) -> float:

@@ -28,9 +28,9 @@ def available() -> bool:
 
 
 def _small_result(directory: Path) -> Path:
+    from rollouts_dspy import GEPAConfig, RunOptions, run_gepa
     from rollouts_dspy.dtypes import Endpoint, Metric, Score
     from rollouts_dspy.io import save_result
-    from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
     from rollouts_dspy.prompt_optimization.types import PromptTemplate
     from rollouts_dspy.scorers import answer_text
     from rollouts_dspy.testing import ScriptedServer, generate_intent_queries
@@ -47,7 +47,7 @@ def _small_result(directory: Path) -> Path:
             GEPAConfig(train_seeds=tuple(range(30)), val_seeds=tuple(range(30, 40)), population_size=2,
                        elite_size=1, generations=2, max_rollouts=60, seed=0),
             rows, Endpoint(model="scripted-task", **common), Endpoint(model="scripted-reflect", **common),
-            score_fn, progress=False))
+            score_fn, options=RunOptions(progress=False)))
     return save_result(result, directory / "result.json")
 
 

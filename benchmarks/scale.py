@@ -50,18 +50,20 @@ def run_scale(spec: dict[str, Any]) -> dict[str, Any]:
     METER.reset()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if spec["engine"] == "gepa":
-        from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
+        from rollouts_dspy import GEPAConfig, RunOptions, run_gepa
 
         config = GEPAConfig(population_size=population, elite_size=2, generations=2,
                             train_seeds=train, val_seeds=val, max_rollouts=cap, max_concurrent=32, seed=0)
-        result = asyncio.run(run_gepa(template, config, rows, task, reflect, _score_fn(), progress=False))
+        result = asyncio.run(run_gepa(template, config, rows, task, reflect, _score_fn(),
+                                      options=RunOptions(progress=False)))
     else:
-        from rollouts_dspy.prompt_optimization.mipro import MIPROConfig, run_mipro
+        from rollouts_dspy import MIPROConfig, RunOptions, run_mipro
 
         config = MIPROConfig(num_candidates=6, num_trials=population, trials_per_batch=population,
                              minibatch_size=35, train_seeds=train, val_seeds=val, max_rollouts=cap,
                              max_concurrent=32, seed=0)
-        result = asyncio.run(run_mipro(template, config, rows, task, reflect, _score_fn(), progress=False))
+        result = asyncio.run(run_mipro(template, config, rows, task, reflect, _score_fn(),
+                                      options=RunOptions(progress=False)))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     rollouts = result.rollouts_used
     return {

@@ -48,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "EvaluationReport": "rollouts_dspy.prompt_optimization.evaluation",
     "evaluate_detailed": "rollouts_dspy.prompt_optimization.evaluation",
     "evaluate_template": "rollouts_dspy.prompt_optimization.evaluation",
+    "SharedEvaluation": "rollouts_dspy.prompt_optimization.evaluation",
+    "RunOptions": "rollouts_dspy.prompt_optimization.options",
     "ProviderUnavailableError": "rollouts_dspy.runtime",
     "Rollout": "rollouts_dspy.prompt_optimization.protocols",
     "LinePrinter": "rollouts_dspy.prompt_optimization.events",

@@ -53,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "into --out. Ctrl-C stops cleanly; --resume continues from the checkpoint.")
     opt.add_argument("--method", required=True, choices=("gepa", "mipro"), help="the optimizer")
     opt.add_argument("--config", required=True, type=Path, help="the TOML run config")
-    opt.add_argument("--out", type=Path, default=None,
-                     help="output directory (default: runs/<config name>-<method>)")
+    opt.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<config name>-<method>)")
     opt.add_argument("--resume", action="store_true",
                      help="continue the run whose checkpoint is in --out (after Ctrl-C or to extend it)")
     _add_display_flags(opt)
@@ -204,6 +203,7 @@ def _run(args: argparse.Namespace, config: Any, rows: list[dict[str, Any]], meth
     interrupted by Ctrl-C."""
     from .progress import fan_out, progress_reporter
     from .prompt_optimization.events import LinePrinter
+    from .prompt_optimization.options import RunOptions
     from .scripted import scripted_server
 
     run = _run_function(args.method)
@@ -217,9 +217,9 @@ def _run(args: argparse.Namespace, config: Any, rows: list[dict[str, Any]], meth
         if log is not None:
             print(f"# {_command(args, out, resume=args.resume)}", file=log, flush=True)
         try:
-            reporter = fan_out(display, None if log is None else LinePrinter(log))
+            options = RunOptions(reporter=fan_out(display, None if log is None else LinePrinter(log)), progress=False)
             result = asyncio.run(run(config.template, method_config, rows, endpoint, optimizer, score_fn,
-                                     env_factory, reporter=reporter, progress=False))
+                                     env_factory, options=options))
         except KeyboardInterrupt:
             if log is not None:
                 print("interrupted (Ctrl-C)", file=log, flush=True)

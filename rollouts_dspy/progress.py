@@ -2,7 +2,7 @@
 quiet. Each is a callable taking the engines' events (see `prompt_optimization.events`); the engines never print.
 
     with progress_reporter(mode="auto") as report:
-        result = await run_gepa(..., reporter=report)
+        result = await run_gepa(..., options=RunOptions(reporter=report))
 """
 
 from __future__ import annotations

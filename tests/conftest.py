@@ -11,8 +11,13 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from rollouts_dspy.dtypes import Endpoint  # noqa: E402
+from rollouts_dspy.prompt_optimization.options import RunOptions  # noqa: E402
 
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+
+
+QUIET = RunOptions(progress=False)
+"""Run options for a test run: no progress lines on stderr."""
 
 
 def make_endpoint(server, model: str = "scripted-task", **overrides) -> Endpoint:

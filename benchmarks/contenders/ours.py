@@ -100,7 +100,7 @@ def _extra(result: Any, names: tuple[str, ...], train: tuple[int, ...]) -> dict[
 def rollouts_gepa(ctx: RunContext, **settings: Any) -> tuple[Any, ContenderResult]:
     """run_gepa given the training rows, the budget, the concurrency and the seed, plus `settings` (a variant's
     one stated difference, e.g. its objectives): the OptimizationResult and the run's ContenderResult."""
-    from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
+    from rollouts_dspy import GEPAConfig, RunOptions, run_gepa
 
     world = ctx.world
     template, dataset, factory = _rollouts_inputs(ctx)
@@ -108,7 +108,7 @@ def rollouts_gepa(ctx: RunContext, **settings: Any) -> tuple[Any, ContenderResul
                         seed=ctx.seed, **settings)
     task_endpoint, reflect_endpoint = _endpoints(ctx)
     result = asyncio.run(run_gepa(template, config, dataset, task_endpoint, reflect_endpoint, _score_fn(world),
-                                  factory, progress=False))
+                                  factory, options=RunOptions(progress=False)))
     return result, ContenderResult(template_spec(result.best_template),
                                    _extra(result, _GEPA_SETTINGS, world.train_seeds))
 
@@ -118,7 +118,7 @@ def run_run_gepa(ctx: RunContext) -> ContenderResult:
 
 
 def run_run_mipro(ctx: RunContext) -> ContenderResult:
-    from rollouts_dspy.prompt_optimization.mipro import MIPROConfig, run_mipro
+    from rollouts_dspy import MIPROConfig, RunOptions, run_mipro
 
     world = ctx.world
     template, dataset, factory = _rollouts_inputs(ctx)
@@ -126,7 +126,7 @@ def run_run_mipro(ctx: RunContext) -> ContenderResult:
                          seed=ctx.seed)
     task_endpoint, reflect_endpoint = _endpoints(ctx)
     result = asyncio.run(run_mipro(template, config, dataset, task_endpoint, reflect_endpoint, _score_fn(world),
-                                   factory, progress=False))
+                                   factory, options=RunOptions(progress=False)))
     return ContenderResult(template_spec(result.best_template), _extra(result, _MIPRO_SETTINGS, world.train_seeds))
 
 

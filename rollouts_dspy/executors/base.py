@@ -66,7 +66,7 @@ EXECUTOR_NAMES = tuple(_ALIASES)
 
 def resolve_executor(value: Executor | str | None, *, field: str = "executor") -> Executor:
     """The executor named by `value` (None: local). The one place aliases are resolved: call it at the public
-    boundary (run_gepa, run_mipro, a teleprompter's constructor) and pass the object on."""
+    boundary (RunOptions, a teleprompter's constructor) and pass the object on."""
     if value is None:
         return LocalExecutor()
     if isinstance(value, str):

@@ -7,14 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..deprecations import moved_keywords
 from ..dtypes import Endpoint, ScoreFn, Usage
+from ..errors import ConfigError
 from ..llm import LLMSession, check_api_keys
 from ..runtime import Budget, ProviderUnavailableError, Runtime
 from .protocols import Rollout
 from .template_task import EnvironmentFactory, TemplateTask, preflight
 from .types import Candidate, PromptTemplate, mean_of
 
-__all__ = ["EvaluationReport", "ProviderUnavailableError", "evaluate_detailed", "evaluate_template"]
+__all__ = ["EvaluationReport", "ProviderUnavailableError", "SharedEvaluation", "evaluate_detailed", "evaluate_template"]
 
 @dataclass(frozen=True)
 class EvaluationReport:
@@ -31,6 +33,27 @@ class EvaluationReport:
         return sum(self.failures.values())
 
 
+@dataclass
+class SharedEvaluation:
+    """What several evaluate_detailed calls share when given the same one: `session`, one LLMSession (one limit
+    on requests in flight, one count of calls, tokens and retries per role), and `rollouts`, the rollouts
+    already run, by model then (prompt, row), so a prompt never runs twice on a row with the same model."""
+
+    session: LLMSession = field(default_factory=LLMSession)
+    rollouts: dict[str, dict[tuple[str, int], Rollout]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.session, LLMSession):
+            raise ConfigError(f"SharedEvaluation.session must be an LLMSession, but got {type(self.session).__name__}")
+
+
+def _shared(old: Mapping[str, Any], arguments: Mapping[str, Any]) -> SharedEvaluation:
+    # Before SharedEvaluation, session= and cache= were separate keywords; a lone cache= kept a private session.
+    session = old.get("session") or LLMSession(max_concurrent=arguments.get("max_concurrent", 10))
+    return SharedEvaluation(session=session, rollouts={} if old.get("cache") is None else old["cache"])
+
+
+@moved_keywords("shared", ("session", "cache"), _shared, "shared=SharedEvaluation(session=..., rollouts=...)")
 async def evaluate_detailed(
     template: PromptTemplate,
     seeds: Sequence[int],
@@ -40,20 +63,21 @@ async def evaluate_detailed(
     environment_factory: EnvironmentFactory | None = None,
     max_concurrent: int = 10,
     *,
-    session: LLMSession | None = None,
-    cache: dict[str, dict[tuple[str, int], Rollout]] | None = None,
+    shared: SharedEvaluation | None = None,
 ) -> EvaluationReport:
     """Evaluate `template` on the rows `seeds` of `dataset`; every sample's trajectory text, score, feedback,
-    error and usage. Pass the same `cache` (a dict, keyed inside by endpoint) to several calls to never run a
-    prompt twice on a sample with the same model."""
+    error and usage. Pass the same `shared` (SharedEvaluation) to several calls to share one LLM session and
+    never run a prompt twice on a sample with the same model."""
     preflight(template, dataset, score_fn, environment_factory, train_seeds=seeds, owner="evaluate_detailed")
     check_api_keys(endpoint)
-    session = session or LLMSession(max_concurrent=max_concurrent)
+    if shared is not None and not isinstance(shared, SharedEvaluation):
+        raise ConfigError(f"shared must be a SharedEvaluation or None, but got {type(shared).__name__}")
+    session = shared.session if shared is not None else LLMSession(max_concurrent=max_concurrent)
     task = TemplateTask(template, dataset, endpoint, score_fn, session, environment_factory=environment_factory)
     # An evaluation has no checkpoint: after an outage the way on is to run it again.
     runtime = Runtime(method="evaluate", budget=Budget(), max_concurrent=max_concurrent,
                       resume_hint="run the evaluation again once the provider answers")
-    runtime.cache = {} if cache is None else cache.setdefault(endpoint.identity(), {})
+    runtime.cache = {} if shared is None else shared.rollouts.setdefault(endpoint.identity(), {})
     by_index = await runtime.evaluator(task).evaluate(Candidate.from_template(template), seeds)
     rollouts = tuple(by_index[i] for i in seeds)
     usage = Usage()

@@ -15,28 +15,18 @@ from typing import Any
 
 from ..dtypes import Endpoint, ScoreFn
 from ..errors import ConfigError
-from ..executors import Executor, resolve_executor
 from ..llm import LLMSession, check_api_keys, check_priced
 from ..runtime import RunContext
-from .events import LinePrinter, Reporter
+from .events import LinePrinter
+from .options import RunOptions
 from .protocols import LanguageModel, Task
 from .template_task import EndpointModel, EnvironmentFactory, TemplateTask, preflight
 from .types import Candidate, OptimizationResult, PromptTemplate, SearchOutcome
 
-__all__ = ["Method", "dataset_hash", "model_identity", "run_template_search", "world_fingerprint"]
+__all__ = ["Method", "dataset_hash", "model_identity", "world_fingerprint"]
 
 Engine = Callable[..., Awaitable[SearchOutcome]]
 """`engine(task, model, initial, config, *, reporter, context) -> SearchOutcome` (optimize_gepa/optimize_mipro)."""
-
-
-@dataclass(frozen=True)
-class Method:
-    """One optimizer as the front door runs it: its name, the role of its own model, its config type and engine."""
-
-    name: str
-    model_role: str
-    config_type: type
-    engine: Engine
 
 
 def dataset_hash(dataset: Sequence[Any]) -> str:
@@ -62,46 +52,44 @@ def resume_hint(checkpoint_dir: str | None) -> str:
     return "nothing was checkpointed: give the config a checkpoint directory to make a run resumable"
 
 
-async def run_template_search(
-    method: Method,
-    initial_template: PromptTemplate,
-    config: Any,
-    dataset: Sequence[Mapping[str, Any]],
-    endpoint: Endpoint,
-    optimizer_endpoint: Endpoint,
-    score_fn: ScoreFn,
-    environment_factory: EnvironmentFactory | None,
-    *,
-    reporter: Reporter | None,
-    progress: bool,
-    optimize_user_template: bool = False,
-    executor: Executor | str | None = None,
-) -> OptimizationResult:
-    """The pipeline behind run_gepa/run_mipro (see the module doc). `optimize_user_template`: the template's
-    user_template is a second component of the candidates (GEPA's opt-in)."""
-    if not isinstance(initial_template, PromptTemplate):
-        raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial_template).__name__}")
-    if not isinstance(config, method.config_type):
-        raise ConfigError(f"config must be a {method.config_type.__name__}, but got {type(config).__name__}")
-    owner = method.config_type.__name__
-    executor = resolve_executor(executor)
-    preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
-              val_seeds=config.val_seeds, owner=owner, stacklevel=4)
-    check_api_keys(endpoint, optimizer_endpoint)
-    check_priced(config.max_cost_usd, endpoint, optimizer_endpoint)
-    if reporter is None and progress:
-        reporter = LinePrinter()
-    session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
-    task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
-                              environment_factory=environment_factory, optimize_user_template=optimize_user_template)
-    task = executor.task(task)  # local: unchanged; Ray: rollouts run on the cluster, decisions stay here
-    model: LanguageModel = EndpointModel(optimizer_endpoint, session, method.model_role)
-    context = RunContext(
-        fingerprint=world_fingerprint(initial_template, dataset, endpoint, optimizer_endpoint,
-                                      environment_factory is not None),
-        resume_hint=resume_hint(config.checkpoint_dir),
-        counters=lambda: {role: {"retries": s.retries} for role, s in session.stats.items()},
-    )
-    initial = Candidate.from_template(initial_template, with_user_template=optimize_user_template)
-    outcome = await method.engine(task, model, initial, config, reporter=reporter, context=context)
-    return outcome.to_result(initial_template, method=method.name, seed=config.seed, config=config.to_dict())
+@dataclass(frozen=True)
+class Method:
+    """One optimizer as the front door runs it: its name, the role of its own model, its config type and engine."""
+
+    name: str
+    model_role: str
+    config_type: type
+    engine: Engine
+    optimizes_user_template: Callable[[Any], bool] = lambda config: False
+    """Whether the template's user_template is a second component of the candidates (GEPA's opt-in)."""
+
+    async def search(self, initial_template: PromptTemplate, config: Any, dataset: Sequence[Mapping[str, Any]],
+                     endpoint: Endpoint, optimizer_endpoint: Endpoint, score_fn: ScoreFn,
+                     environment_factory: EnvironmentFactory | None, options: RunOptions) -> OptimizationResult:
+        """The pipeline behind run_gepa/run_mipro (see the module doc). `options.executor` is already resolved
+        (RunOptions does it at construction)."""
+        if not isinstance(initial_template, PromptTemplate):
+            raise ConfigError(f"initial_template must be a PromptTemplate, but got {type(initial_template).__name__}")
+        if not isinstance(config, self.config_type):
+            raise ConfigError(f"config must be a {self.config_type.__name__}, but got {type(config).__name__}")
+        owner = self.config_type.__name__
+        preflight(initial_template, dataset, score_fn, environment_factory, train_seeds=config.train_seeds,
+                  val_seeds=config.val_seeds, owner=owner, stacklevel=4)
+        check_api_keys(endpoint, optimizer_endpoint)
+        check_priced(config.max_cost_usd, endpoint, optimizer_endpoint)
+        reporter = options.reporter or (LinePrinter() if options.progress else None)
+        user_template = self.optimizes_user_template(config)
+        session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
+        task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
+                                  environment_factory=environment_factory, optimize_user_template=user_template)
+        task = options.executor.task(task)  # local: unchanged; Ray: rollouts run on the cluster, decisions stay here
+        model: LanguageModel = EndpointModel(optimizer_endpoint, session, self.model_role)
+        context = RunContext(
+            fingerprint=world_fingerprint(initial_template, dataset, endpoint, optimizer_endpoint,
+                                          environment_factory is not None),
+            resume_hint=resume_hint(config.checkpoint_dir),
+            counters=lambda: {role: {"retries": s.retries} for role, s in session.stats.items()},
+        )
+        initial = Candidate.from_template(initial_template, with_user_template=user_template)
+        outcome = await self.engine(task, model, initial, config, reporter=reporter, context=context)
+        return outcome.to_result(initial_template, method=self.name, seed=config.seed, config=config.to_dict())

@@ -9,6 +9,7 @@ from typing import Any
 
 from rollouts_dspy.config_file import load_config
 from rollouts_dspy.prompt_optimization.mipro import run_mipro
+from tests.conftest import QUIET
 
 LEASE_SECONDS = 3.0  # short, so a killed worker's claims pass to the others quickly
 
@@ -21,4 +22,4 @@ async def single_run(config_path: Path, base_url: str, **overrides: Any) -> Any:
     mipro = config.method_config("mipro", split.train, split.val, None, overrides=overrides)
     endpoint = dataclasses.replace(config.endpoint.build(), api_base=base_url)
     proposer = dataclasses.replace(config.optimizer_endpoint.build(), api_base=base_url)
-    return await run_mipro(config.template, mipro, rows, endpoint, proposer, config.score_fn(), progress=False)
+    return await run_mipro(config.template, mipro, rows, endpoint, proposer, config.score_fn(), options=QUIET)

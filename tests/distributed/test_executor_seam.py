@@ -9,7 +9,7 @@ import sys
 import cloudpickle
 import pytest
 
-from rollouts_dspy import GEPAConfig, LLMSession, run_gepa
+from rollouts_dspy import GEPAConfig, LLMSession, RunOptions, run_gepa
 from rollouts_dspy.errors import ConfigError
 from rollouts_dspy.executors import (
     EXECUTOR_NAMES,
@@ -103,10 +103,10 @@ def test_a_dspy_program_task_rebuilt_from_its_pickled_recipe_gives_the_same_roll
 
 async def test_an_unknown_executor_stops_run_gepa_before_any_llm_call(server):
     config = GEPAConfig(population_size=2, generations=1, train_seeds=(0, 1), max_rollouts=10)
-    with pytest.raises(ConfigError, match="executor must be one of"):
+    with pytest.raises(ConfigError, match="RunOptions.executor must be one of"):
         await run_gepa(helpers.TEMPLATE, config, helpers.intent_dataset(4), make_endpoint(server),
-                       make_endpoint(server, "scripted-reflect"), helpers.score_intent, executor="dask",
-                       progress=False)
+                       make_endpoint(server, "scripted-reflect"), helpers.score_intent,
+                       options=RunOptions(executor="dask", progress=False))
     assert server.stats().requests_total == 0
 
 

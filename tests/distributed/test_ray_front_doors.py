@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from rollouts_dspy import MIPROConfig, run_mipro
+from rollouts_dspy import MIPROConfig, RunOptions, run_mipro
 from rollouts_dspy.executors import RayExecutor
-from tests.conftest import make_endpoint
+from tests.conftest import QUIET, make_endpoint
 
 from . import helpers
 
@@ -27,10 +27,11 @@ async def test_run_mipro_on_ray_makes_the_local_run_s_decisions(ray_cluster, ser
                          val_seeds=tuple(range(16, 28)), max_rollouts=160, max_concurrent=4, seed=2)
     args = (helpers.TEMPLATE, config, helpers.intent_dataset(28), make_endpoint(server),
             make_endpoint(server, "scripted-reflect"), helpers.score_intent)
-    local = await run_mipro(*args, progress=False)
+    local = await run_mipro(*args, options=QUIET)
     local_requests = server.stats().requests_by_model
     server.reset_stats()
-    distributed = await run_mipro(*args, progress=False, executor=RayExecutor(address=ray_cluster.address))
+    distributed = await run_mipro(*args, options=RunOptions(progress=False,
+                                                        executor=RayExecutor(address=ray_cluster.address)))
     assert server.stats().requests_by_model == local_requests
     assert _decisions(distributed) == _decisions(local)
     assert distributed.rollouts_used <= config.max_rollouts

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rollouts_dspy import GEPAConfig, run_gepa
+from rollouts_dspy import GEPAConfig, RunOptions, run_gepa
 from rollouts_dspy.executors import RayExecutor
 from rollouts_dspy.runtime import JOURNAL_FILE, read_journal
-from tests.conftest import make_endpoint
+from tests.conftest import QUIET, make_endpoint
 
 from . import helpers
 
@@ -58,7 +58,7 @@ async def test_a_killed_ray_node_loses_no_rollout_breaks_no_budget_and_changes_n
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
 
     local = await run_gepa(helpers.TEMPLATE, dataclasses.replace(CONFIG, checkpoint_dir=str(local_dir)), dataset,
-                           task, reflect, helpers.score_intent, progress=False)
+                           task, reflect, helpers.score_intent, options=QUIET)
     local_requests = server.stats().requests_by_model
     server.reset_stats()
 
@@ -70,8 +70,8 @@ async def test_a_killed_ray_node_loses_no_rollout_breaks_no_budget_and_changes_n
     try:
         distributed = await run_gepa(
             helpers.TEMPLATE, dataclasses.replace(CONFIG, checkpoint_dir=str(ray_dir)), dataset, task, reflect,
-            helpers.StallOnNode(ray_cluster.node_id(victim), str(marker)), progress=False,
-            executor=RayExecutor(address=ray_cluster.address, max_retries=2))
+            helpers.StallOnNode(ray_cluster.node_id(victim), str(marker)),
+            options=RunOptions(progress=False, executor=RayExecutor(address=ray_cluster.address, max_retries=2)))
     finally:
         killer.done.set()
         killer.join()

@@ -18,6 +18,7 @@ from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
 from rollouts_dspy.prompt_optimization.template_task import TemplateTask
 from rollouts_dspy.prompt_optimization.types import SYSTEM, Candidate, PromptTemplate
 from rollouts_dspy.testing import generate_intent_queries
+from tests.conftest import QUIET
 
 TEMPLATE = PromptTemplate(system="Classify the customer query into one intent label.",
                           user_template="Customer query: {query}\nAnswer with the label only.")
@@ -34,7 +35,7 @@ async def test_run_gepa_and_rollouts_gepa_score_the_same_prompts_the_same(task_e
     config = GEPAConfig(population_size=4, generations=3, elite_size=1, train_seeds=tuple(range(12)),
                         val_seeds=tuple(range(12, 20)), seed=0, max_rollouts=120)
     rollouts_result = await run_gepa(TEMPLATE, config, ROWS, task_endpoint, reflect_endpoint, score_fn,
-                                     progress=False)
+                                     options=QUIET)
 
     module = template_to_module(TEMPLATE, output_field="intent")
     metric = score_fn_to_metric(score_fn, TEMPLATE, output_field="intent", feedback=True)

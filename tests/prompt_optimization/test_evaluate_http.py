@@ -6,10 +6,10 @@ import pytest
 
 from rollouts_dspy import (
     CalculatorEnvironment,
-    LLMSession,
     Metric,
     PromptTemplate,
     Score,
+    SharedEvaluation,
     evaluate_detailed,
     evaluate_template,
 )
@@ -51,17 +51,18 @@ async def test_a_prompt_stating_the_right_rules_scores_higher(task_endpoint):
     assert ruled.system == RULES.system and ruled.id == RULES.id  # same template, score set
 
 
-async def test_detailed_report_and_the_cache(server, task_endpoint):
-    cache: dict = {}
-    report = await evaluate_detailed(WEAK, [0, 1, 2, 3], DATA, task_endpoint, exact, cache=cache)
+async def test_detailed_report_and_a_shared_evaluation(server, task_endpoint):
+    shared = SharedEvaluation()
+    report = await evaluate_detailed(WEAK, [0, 1, 2, 3], DATA, task_endpoint, exact, shared=shared)
     assert [r.sample_index for r in report.rollouts] == [0, 1, 2, 3]
     assert all(r.inputs == {"query": DATA[r.sample_index]["query"]} for r in report.rollouts)
     assert all((r.score == 1.0) == (r.feedback.startswith("reward")) for r in report.rollouts)
     assert report.usage.calls == 4 and report.usage.total_tokens > 0
     assert server.stats().requests_total == 4
-    again = await evaluate_detailed(WEAK, [2, 3, 4], DATA, task_endpoint, exact, cache=cache)
+    again = await evaluate_detailed(WEAK, [2, 3, 4], DATA, task_endpoint, exact, shared=shared)
     assert server.stats().requests_total == 5  # only sample 4 was new
     assert again.rollouts[0] is report.rollouts[2]
+    assert shared.session.stats["task"].calls == 5  # one LLM session counted both calls' requests
 
 
 async def test_concurrency_limit_holds_during_evaluation():
@@ -79,8 +80,8 @@ async def test_failures_are_recorded_per_sample_and_never_kill_the_run(server):
         return exact(trajectory, sample)
 
     server.fail_next(1, "500")  # with no retries allowed, sample 0 fails for good
-    session = LLMSession(max_concurrent=1)  # one at a time, in order, so the forced fault hits sample 0
-    report = await evaluate_detailed(WEAK, [0, 1, 2, 3], DATA, endpoint, flaky, session=session)
+    # one at a time, in order, so the forced fault hits sample 0
+    report = await evaluate_detailed(WEAK, [0, 1, 2, 3], DATA, endpoint, flaky, max_concurrent=1)
     by_index = {r.sample_index: r for r in report.rollouts}
     assert by_index[0].score is None and by_index[0].error.kind == "llm"
     assert by_index[2].score is None and by_index[2].error.kind == "score_fn" and "no label" in by_index[2].error.detail
@@ -92,7 +93,7 @@ async def test_failures_are_recorded_per_sample_and_never_kill_the_run(server):
 
 async def test_permanent_llm_errors_score_the_prompt_as_failed(server, task_endpoint):
     server.fail_next(1, "context_length")
-    report = await evaluate_detailed(WEAK, [0], DATA, task_endpoint, exact, session=LLMSession(max_concurrent=1))
+    report = await evaluate_detailed(WEAK, [0], DATA, task_endpoint, exact, max_concurrent=1)
     rollout = report.rollouts[0]
     assert rollout.score == 0.0 and rollout.error.kind == "prompt"
     assert server.stats().requests_total == 1

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from rollouts_dspy import RunOptions
 from rollouts_dspy.dtypes import Endpoint, Metric, Score
 from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, run_gepa
 from rollouts_dspy.prompt_optimization.mipro import MIPROConfig, run_mipro
@@ -70,10 +71,10 @@ async def run(method: str, server, config: Any = None, *, score_fn: Any = intent
               ) -> OptimizationResult:
     """One run of `method` ('gepa' or 'mipro') on `server` with the small configs above."""
     task, optimizer = endpoints(server, api_key=api_key, **kw.pop("endpoint_overrides", {}))
-    kw.setdefault("progress", False)
+    options = RunOptions(reporter=kw.pop("reporter", None), progress=kw.pop("progress", False))
     if method == "gepa":
-        return await run_gepa(template, config or gepa_config(), data, task, optimizer, score_fn, **kw)
-    return await run_mipro(template, config or mipro_config(), data, task, optimizer, score_fn, **kw)
+        return await run_gepa(template, config or gepa_config(), data, task, optimizer, score_fn, options=options, **kw)
+    return await run_mipro(template, config or mipro_config(), data, task, optimizer, score_fn, options=options, **kw)
 
 
 def measured_scores(result: OptimizationResult) -> list[tuple[Any, int, float]]:

@@ -12,6 +12,7 @@ from reliability_helpers import DATA, REPO, checkpoint_files, gepa_config, mipro
 from rollouts_dspy.prompt_optimization.events import StepFinished
 from rollouts_dspy.runtime import DEFAULT_OUTAGE_THRESHOLD, ProviderUnavailableError
 from rollouts_dspy.testing import ScriptedServer
+from tests.conftest import QUIET
 
 METHODS = ["gepa", "mipro"]
 
@@ -171,7 +172,7 @@ async def test_an_optimizer_model_that_is_down_stops_the_run_too(method, tmp_pat
         _, optimizer = endpoints(down, max_retries=1)
         optimize = run_gepa if method == "gepa" else run_mipro
         with pytest.raises(ProviderUnavailableError):
-            await optimize(WEAK, cfg, DATA, task, optimizer, intent_score, progress=False)
+            await optimize(WEAK, cfg, DATA, task, optimizer, intent_score, options=QUIET)
         assert down.stats().requests_total <= 2 * (DEFAULT_OUTAGE_THRESHOLD + cfg.max_concurrent)
     assert checkpoint_files(tmp_path)
 

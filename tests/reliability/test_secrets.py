@@ -15,7 +15,11 @@ from reliability_helpers import DATA, FAKE_KEY, WEAK, config_for, endpoints, int
 
 from rollouts_dspy.io import save_result
 from rollouts_dspy.llm import LLMCallError, LLMSession
-from rollouts_dspy.prompt_optimization.evaluation import ProviderUnavailableError, evaluate_detailed
+from rollouts_dspy.prompt_optimization.evaluation import (
+    ProviderUnavailableError,
+    SharedEvaluation,
+    evaluate_detailed,
+)
 from rollouts_dspy.testing import FaultConfig, ScriptedServer
 
 METHODS = ["gepa", "mipro"]
@@ -99,7 +103,8 @@ async def test_a_provider_that_echoes_the_key_in_errors_is_redacted(status, tmp_
 
             await session.complete(task, [Message("user", "hi")])
         assert not leaks(str(caught.value)) and not leaks(repr(caught.value)) and not leaks(caught.value.message)
-        report = await evaluate_detailed(WEAK, [0, 1, 2], DATA, task, intent_score, session=session)
+        report = await evaluate_detailed(WEAK, [0, 1, 2], DATA, task, intent_score,
+                                         shared=SharedEvaluation(session=session))
         for rollout in report.rollouts:
             assert rollout.error is not None and not leaks(rollout.error.detail) and not leaks(repr(rollout))
     out = capsys.readouterr()

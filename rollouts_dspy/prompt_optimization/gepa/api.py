@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ...deprecations import moved_keywords
 from ...dtypes import Endpoint, ScoreFn
-from ...executors import Executor
 from ...llm import LLMSession
-from ..events import Reporter
-from ..frontdoor import Method, run_template_search
+from ..frontdoor import Method
+from ..options import RUN_KEYWORDS, RunOptions, run_options
 from ..protocols import Rollout
 from ..template_task import EndpointModel, EnvironmentFactory
 from ..types import SYSTEM, Candidate, OptimizationResult, PromptTemplate
@@ -21,9 +21,11 @@ from .runner import optimize_gepa
 
 __all__ = ["GEPA", "mutate_template", "run_gepa"]
 
-GEPA = Method(name="gepa", model_role="reflection", config_type=GEPAConfig, engine=optimize_gepa)
+GEPA = Method(name="gepa", model_role="reflection", config_type=GEPAConfig, engine=optimize_gepa,
+              optimizes_user_template=lambda config: config.optimize_user_template)
 
 
+@moved_keywords("options", RUN_KEYWORDS, run_options, "options=RunOptions(...)")
 async def run_gepa(
     initial_template: PromptTemplate,
     config: GEPAConfig,
@@ -33,22 +35,17 @@ async def run_gepa(
     score_fn: ScoreFn,
     environment_factory: EnvironmentFactory | None = None,
     *,
-    reporter: Reporter | None = None,
-    progress: bool = True,
-    executor: Executor | str | None = None,
+    options: RunOptions | None = None,
 ) -> OptimizationResult:
     """Optimize `initial_template.system` with GEPA (docs/gepa.md).
 
     Rollouts run on `endpoint` (through the agent loop when `environment_factory` is given, a fresh environment
-    per sample); reflective mutations (and LLM merges) on `mutation_endpoint`. Progress: one line per generation
-    on stderr by default; pass `reporter` to receive the events yourself, or `progress=False` for silence.
-    `executor` ("local", "ray" or e.g. RayExecutor(address=...)) says where rollouts run (docs/cluster.md).
-    Everything is validated before the first LLM call.
+    per sample); reflective mutations (and LLM merges) on `mutation_endpoint`. `options` (RunOptions) says where
+    progress goes (a line per generation on stderr by default) and where rollouts run. Everything is validated
+    before the first LLM call.
     """
-    user_template = isinstance(config, GEPAConfig) and config.optimize_user_template
-    return await run_template_search(GEPA, initial_template, config, dataset, endpoint, mutation_endpoint, score_fn,
-                                      environment_factory, reporter=reporter, progress=progress,
-                                      optimize_user_template=user_template, executor=executor)
+    return await GEPA.search(initial_template, config, dataset, endpoint, mutation_endpoint, score_fn,
+                             environment_factory, options or RunOptions())
 
 
 async def mutate_template(

@@ -13,6 +13,7 @@ from rollouts_dspy.prompt_optimization.objectives import ObjectiveFront, dominat
 from rollouts_dspy.prompt_optimization.types import Candidate
 from rollouts_dspy.report import build_report
 from rollouts_dspy.testing import generate_intent_queries
+from tests.conftest import QUIET
 
 
 def test_the_front_keeps_exactly_the_non_dominated_points_in_each_objectives_direction():
@@ -54,7 +55,7 @@ async def test_score_metrics_are_objectives_and_the_front_survives_save_load_and
     data = generate_intent_queries(40, seed=5)
     config = GEPAConfig(train_seeds=tuple(range(24)), val_seeds=tuple(range(24, 40)), population_size=3,
                         elite_size=1, generations=2, seed=3, objectives=("brevity",))
-    result = await run_gepa(WEAK, config, data, task_endpoint, reflect_endpoint, two_metrics, progress=False)
+    result = await run_gepa(WEAK, config, data, task_endpoint, reflect_endpoint, two_metrics, options=QUIET)
     assert result.front is not None and all("brevity" in p for p in result.front.points.values())
     again = load_result(save_result(result, tmp_path / "result.json"))
     assert again.front == result.front

@@ -11,6 +11,7 @@ import warnings
 import pytest
 from gepa_helpers import WEAK, arithmetic_score, intent_score
 
+from rollouts_dspy import RunOptions
 from rollouts_dspy.environments.calculator import CalculatorEnvironment
 from rollouts_dspy.errors import DatasetError
 from rollouts_dspy.prompt_optimization.evaluation import evaluate_template
@@ -25,7 +26,7 @@ from rollouts_dspy.testing import (
     generate_arithmetic_problems,
     generate_intent_queries,
 )
-from tests.conftest import make_endpoint
+from tests.conftest import QUIET, make_endpoint
 
 DATA = generate_intent_queries(90, seed=7)
 
@@ -62,7 +63,7 @@ async def test_gepa_lifts_a_weak_prompt_clearly_on_validation(server, task_endpo
     cfg = config(pareto_split=split) if split == "train" else config(pareto_split=split, minibatch_size=8)
     initial = await evaluate_template(WEAK, cfg.val_seeds, DATA, task_endpoint, intent_score)
     server.reset_stats()
-    result = await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
+    result = await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, options=QUIET)
     assert isinstance(result, OptimizationResult)
     assert result.best_template.score >= initial.score + 0.15, (initial.score, result.best_template.score)
     assert "Rules:" in result.best_template.system and result.best_template.user_template == WEAK.user_template
@@ -81,7 +82,7 @@ async def test_gepa_lifts_a_weak_prompt_clearly_on_validation(server, task_endpo
 
 async def test_the_budget_is_never_exceeded(server, task_endpoint, reflect_endpoint):
     result = await run_gepa(WEAK, config(max_rollouts=150), DATA, task_endpoint, reflect_endpoint, intent_score,
-                            progress=False)
+                            options=QUIET)
     assert result.rollouts_used <= 150 and task_requests(server) <= 150
     assert result.stop_reason == "budget"
     # The reserve for validation was kept: the best was scored on every validation sample.
@@ -91,23 +92,23 @@ async def test_the_budget_is_never_exceeded(server, task_endpoint, reflect_endpo
 
 async def test_the_dollar_budget_is_never_exceeded(task_endpoint, reflect_endpoint):
     result = await run_gepa(WEAK, config(max_cost_usd=0.001), DATA, task_endpoint, reflect_endpoint, intent_score,
-                            progress=False)
+                            options=QUIET)
     spent = sum(role["cost_usd"] for role in result.usage.values())
     assert 0 < spent <= 0.001 and result.stop_reason == "budget"
 
 
 async def test_same_seed_same_best_prompt(task_endpoint, reflect_endpoint):
     a = await run_gepa(WEAK, config(generations=3), DATA, task_endpoint, reflect_endpoint, intent_score,
-                       progress=False)
+                       options=QUIET)
     b = await run_gepa(WEAK, config(generations=3), DATA, task_endpoint, reflect_endpoint, intent_score,
-                       progress=False)
+                       options=QUIET)
     assert a.best_template.system == b.best_template.system and a.candidates == b.candidates
 
 
 async def test_a_killed_run_resumes_to_the_same_result_without_rerunning_rollouts(
     server, task_endpoint, reflect_endpoint, tmp_path
 ):
-    full = await run_gepa(WEAK, config(), DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
+    full = await run_gepa(WEAK, config(), DATA, task_endpoint, reflect_endpoint, intent_score, options=QUIET)
     server.reset_stats()
 
     def kill_after_second_generation(event):
@@ -116,11 +117,11 @@ async def test_a_killed_run_resumes_to_the_same_result_without_rerunning_rollout
 
     with pytest.raises(KeyboardInterrupt):
         await run_gepa(WEAK, config(checkpoint_dir=str(tmp_path)), DATA, task_endpoint, reflect_endpoint,
-                       intent_score, reporter=kill_after_second_generation)
+                       intent_score, options=RunOptions(reporter=kill_after_second_generation))
     killed = task_requests(server)
     assert 0 < killed < full.rollouts_used
     resumed = await run_gepa(WEAK, config(checkpoint_dir=str(tmp_path)), DATA, task_endpoint, reflect_endpoint,
-                             intent_score, progress=False)
+                             intent_score, options=QUIET)
     # Nothing that finished ran twice: only the calls in flight at the kill were sent again (at most
     # max_concurrent), and the resumed run counts every call the provider was sent.
     resent = task_requests(server) - full.rollouts_used
@@ -135,12 +136,12 @@ async def test_a_useless_mutation_model_leaves_the_run_intact(server, task_endpo
     events = []
     if useless == "label":  # the task model answers a bare label: garbage as an instruction
         result = await run_gepa(WEAK, config(generations=2), DATA, task_endpoint, task_endpoint, intent_score,
-                                reporter=events.append)
+                                options=RunOptions(reporter=events.append))
     else:  # a reflection server that always answers nothing
         with ScriptedServer(faults=FaultConfig(rate=1.0, kinds=("empty",))) as silent:
             mute = make_endpoint(silent, "scripted-reflect", max_retries=1)
             result = await run_gepa(WEAK, config(generations=2), DATA, task_endpoint, mute, intent_score,
-                                    reporter=events.append)
+                                    options=RunOptions(reporter=events.append))
     assert result.best_template.system == WEAK.system and len(result.candidates) == 1
     assert result.stop_reason == "generations" and len(result.history) == 2
     assert any(isinstance(e, CandidateDropped) for e in events)
@@ -152,7 +153,7 @@ async def test_tool_using_agents_run_through_environment_factory(server, task_en
     cfg = GEPAConfig(population_size=4, generations=2, elite_size=1, train_seeds=tuple(range(12)),
                      val_seeds=tuple(range(12, 30)), reflection_minibatch_size=3)
     result = await run_gepa(template, cfg, problems, task_endpoint, reflect_endpoint, arithmetic_score,
-                            lambda row: CalculatorEnvironment(), progress=False)
+                            lambda row: CalculatorEnvironment(), options=QUIET)
     initial = next(c for c in result.candidates if c.origin == "initial")
     assert result.best_template.score > initial.train_mean
     assert "calculator" in result.best_template.system.lower()
@@ -172,7 +173,7 @@ async def test_banking77_small(banking77_dir):
     with ScriptedServer(intent_world=IntentWorld(labels=labels)) as world:
         task, reflect = make_endpoint(world, "scripted-task"), make_endpoint(world, "scripted-reflect")
         initial = await evaluate_template(template, cfg.val_seeds, data, task, intent_score)
-        result = await run_gepa(template, cfg, data, task, reflect, intent_score, progress=False)
+        result = await run_gepa(template, cfg, data, task, reflect, intent_score, options=QUIET)
     assert result.best_template.score > initial.score, (initial.score, result.best_template.score)
 
 
@@ -186,21 +187,22 @@ async def test_bad_inputs_fail_before_any_llm_call(server, task_endpoint, reflec
 
 async def test_overlap_warns_and_progress_prints_one_line_per_generation(task_endpoint, reflect_endpoint, capsys):
     cfg = config(generations=2, train_seeds=tuple(range(20)), val_seeds=tuple(range(15, 30)))
-    with pytest.warns(UserWarning, match="share 5 indices"):
+    with pytest.warns(UserWarning, match="share 5 indices") as caught:
         await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score)
+    assert caught[0].filename == __file__  # the warning points at the caller's line, not into asyncio
     lines = [line for line in capsys.readouterr().err.splitlines() if "] generation " in line]
     assert len(lines) == 2 and "rollouts" in lines[0] and "tokens" in lines[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
+        await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, options=QUIET)
     assert capsys.readouterr().err == ""
 
 
 async def test_a_checkpoint_resumes_on_the_same_model_at_another_address(task_endpoint, reflect_endpoint, tmp_path):
     cfg = config(generations=1, checkpoint_dir=str(tmp_path))
-    await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, progress=False)
+    await run_gepa(WEAK, cfg, DATA, task_endpoint, reflect_endpoint, intent_score, options=QUIET)
     with ScriptedServer() as moved:  # the same scripted model behind a new port: not "other settings"
         task, reflect = make_endpoint(moved, "scripted-task"), make_endpoint(moved, "scripted-reflect")
-        result = await run_gepa(WEAK, cfg, DATA, task, reflect, intent_score, progress=False)
+        result = await run_gepa(WEAK, cfg, DATA, task, reflect, intent_score, options=QUIET)
         assert moved.stats().requests_by_model.get("scripted-task", 0) == 0
     assert len(result.history) == 1

@@ -13,6 +13,7 @@ from rollouts_dspy.prompt_optimization.gepa import GEPAConfig, optimize_gepa, ru
 from rollouts_dspy.prompt_optimization.template_task import TemplateTask
 from rollouts_dspy.prompt_optimization.types import USER_TEMPLATE, Candidate
 from rollouts_dspy.testing import generate_intent_queries
+from tests.conftest import QUIET
 
 DATA = generate_intent_queries(40, seed=3)
 CONFIG = dict(train_seeds=tuple(range(24)), val_seeds=tuple(range(24, 40)), population_size=3, elite_size=1,
@@ -69,6 +70,6 @@ async def test_a_rewrite_that_drops_or_invents_a_placeholder_is_rejected_before_
 
 async def test_run_gepa_leaves_the_user_template_alone_unless_asked(task_endpoint, reflect_endpoint):
     out = await run_gepa(WEAK, GEPAConfig(**CONFIG), DATA, task_endpoint, reflect_endpoint, intent_score,
-                         progress=False)
+                         options=QUIET)
     assert out.best_template.user_template == WEAK.user_template
     assert all(USER_TEMPLATE not in r.candidate.instructions for r in out.candidates)

@@ -5,6 +5,7 @@ import pytest
 from rollouts_dspy.errors import ConfigError
 from rollouts_dspy.prompt_optimization.gepa import GEPAConfig
 from rollouts_dspy.prompt_optimization.mipro import MIPROConfig
+from tests.conftest import QUIET
 
 TRAIN = tuple(range(10))
 
@@ -103,4 +104,4 @@ async def test_seeds_outside_the_dataset_fail_before_any_call():
     config = MIPROConfig(train_seeds=(0, 1, 7), val_seeds=(2,))
     with pytest.raises(DatasetError, match="train_seeds contains 7, outside the dataset"):
         await run_mipro(PromptTemplate("s", "{q}"), config, rows, ep, ep,
-                        lambda t, s: Score((Metric("m", 1.0),)), progress=False)
+                        lambda t, s: Score((Metric("m", 1.0),)), options=QUIET)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rollouts_dspy import RunOptions
 from rollouts_dspy.dtypes import Metric, Score
 from rollouts_dspy.prompt_optimization.mipro import MIPROConfig, run_mipro
 from rollouts_dspy.prompt_optimization.types import PromptTemplate
@@ -63,7 +64,8 @@ def mipro_config(**kw) -> MIPROConfig:
 
 async def run_world(server, config, proposer_model="scripted-reflect", rows=ROWS, template=WEAK_INTENT, **kw):
     return await run_mipro(template, config, rows, make_endpoint(server), make_endpoint(server, proposer_model),
-                           kw.pop("score_fn", exact_label), progress=False, **kw)
+                           kw.pop("score_fn", exact_label),
+                           options=RunOptions(reporter=kw.pop("reporter", None), progress=False), **kw)
 
 
 def initial_record(result):
