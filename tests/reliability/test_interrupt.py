@@ -61,14 +61,17 @@ async def test_cancelling_a_python_run_saves_every_finished_rollout(method, tmp_
 
     from rollouts_dspy.prompt_optimization.events import StepFinished
 
+    # No faults here: a generous timeout, so a loaded machine never turns a slow answer into a retried request
+    # (requests are what this test counts).
+    patient = {"timeout": 10.0}
     with ScriptedServer() as clean:
-        full = await run(method, clean, config_for(method, None, **LONGER[method]))
+        full = await run(method, clean, config_for(method, None, **LONGER[method]), endpoint_overrides=patient)
         uninterrupted = task_requests(clean)
     cfg = config_for(method, tmp_path, **LONGER[method])
     with ScriptedServer(latency=0.02) as slow:
         first_step = asyncio.Event()
-        job = asyncio.create_task(run(method, slow, cfg, reporter=lambda e: isinstance(e, StepFinished)
-                                      and first_step.set()))
+        job = asyncio.create_task(run(method, slow, cfg, endpoint_overrides=patient,
+                                      reporter=lambda e: isinstance(e, StepFinished) and first_step.set()))
         await asyncio.wait_for(first_step.wait(), 60)
         mark = task_requests(slow)
         while task_requests(slow) < mark + 5 and not job.done():
@@ -81,7 +84,7 @@ async def test_cancelling_a_python_run_saves_every_finished_rollout(method, tmp_
         assert task_requests(slow) == interrupted, "no provider call after the run was cancelled"
         saved = len([r for r in checkpoint_rollouts(method, tmp_path) if r["score"] is not None or r["error"]])
         slow.reset_stats()
-        resumed = await run(method, slow, cfg)
+        resumed = await run(method, slow, cfg, endpoint_overrides=patient)
         rest = task_requests(slow)
     assert resumed.best_template.system == full.best_template.system
     assert [(c.id, c.train_scores, c.val_scores) for c in resumed.candidates] == \
