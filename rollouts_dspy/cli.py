@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<config name>-<method>)")
     opt.add_argument("--resume", action="store_true",
                      help="continue the run whose checkpoint is in --out (after Ctrl-C or to extend it)")
+    opt.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where rollouts run: here, or as Ray tasks on RAY_ADDRESS's cluster (else a local one)")
     _add_display_flags(opt)
     opt.set_defaults(func=_cmd_optimize)
 
@@ -145,10 +147,7 @@ def _check_endpoints(config: Any, *, optimizer: bool, method: str = "", max_cost
 
 
 def _endpoint_record(spec: Any, endpoint: Any) -> dict[str, Any]:
-    data = endpoint.to_dict()
-    if spec.scripted:
-        data["api_base"] = "scripted"
-    return data
+    return {**endpoint.to_dict(), "api_base": "scripted"} if spec.scripted else endpoint.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -158,6 +157,7 @@ def _endpoint_record(spec: Any, endpoint: Any) -> dict[str, Any]:
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from .config_file import load_config
     from .io import save_result, save_template
+    from .runtime.errors import ProviderUnavailableError
 
     # Cancelling in-flight LLM calls on Ctrl-C leaves coroutines that were never awaited; that is expected.
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
@@ -171,8 +171,6 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     _check_endpoints(config, optimizer=True, method=args.method, max_cost_usd=method_config.max_cost_usd)
     scoring = (config.score_fn(), config.environment_factory())  # fail on a bad scorer before writing anything
     out.mkdir(parents=True, exist_ok=True)
-    from .runtime.errors import ProviderUnavailableError
-
     try:
         outcome = _run(args, config, rows, method_config, scoring, out)
     except ProviderUnavailableError as exc:
@@ -217,7 +215,8 @@ def _run(args: argparse.Namespace, config: Any, rows: list[dict[str, Any]], meth
         if log is not None:
             print(f"# {_command(args, out, resume=args.resume)}", file=log, flush=True)
         try:
-            options = RunOptions(reporter=fan_out(display, None if log is None else LinePrinter(log)), progress=False)
+            options = RunOptions(reporter=fan_out(display, None if log is None else LinePrinter(log)), progress=False,
+                                 executor=config.executor(args.executor))
             result = asyncio.run(run(config.template, method_config, rows, endpoint, optimizer, score_fn,
                                      env_factory, options=options))
         except KeyboardInterrupt:
@@ -248,7 +247,8 @@ def _run_function(method: str) -> Any:
 
 def _command(args: argparse.Namespace, out: Path, *, resume: bool) -> str:
     return shlex.join(["rollouts-dspy", "optimize", "--method", args.method, "--config", str(args.config),
-                       "--out", str(out), *(["--resume"] if resume else [])])
+                       "--out", str(out), *(["--resume"] if resume else []),
+                       *(["--executor", args.executor] if args.executor != "local" else [])])
 
 
 def _score_lines(result: Any) -> list[str]:

@@ -37,7 +37,7 @@ def add_worker(sub: Any, add_display_flags: Callable[[argparse.ArgumentParser], 
                         help=f"a killed worker's unfinished work passes to the others S seconds after its last "
                              f"heartbeat (default {DEFAULT_LEASE_SECONDS:g})")
     add_display_flags(worker)
-    worker.set_defaults(func=cmd_worker, method="mipro", resume=False)
+    worker.set_defaults(func=cmd_worker, method="mipro", resume=False, executor="local")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -41,8 +41,7 @@ _TABLES = ("template", "dataset", "scorer", "endpoint", "optimizer_endpoint", "e
 _ENDPOINT_KEYS = ("provider", "model", "api_base", "api_key_env", "temperature", "max_tokens", "timeout",
                   "max_retries", "retry_backoff", "pricing", "extra_params")
 _SET_BY_CLI = {
-    "train_seeds": "the [dataset] split (train = ...)",
-    "val_seeds": "the [dataset] split (val = ...)",
+    "train_seeds": "the [dataset] split (train = ...)", "val_seeds": "the [dataset] split (val = ...)",
     "checkpoint_dir": "--out DIR (the checkpoint goes to DIR/checkpoint; resume with --resume)",
     "storage": "--out DIR (the Optuna study goes to DIR/checkpoint; resume with --resume)",
     "study": "`rollouts-dspy worker --storage URL --study NAME` (a shared study)",
@@ -180,6 +179,14 @@ class RunConfig:
         except ConfigError as exc:
             raise ConfigError(f"{self.file}: [scorer] type: {exc}") from None
 
+    def executor(self, name: str) -> str:
+        """The executor named on the command line; on Ray the config's own code travels to the workers by value."""
+        if name == "ray":
+            from .executors.ray_executor import ship_by_value
+
+            ship_by_value([s.partition(":")[0] for s in (self.scorer_type, self.environment or "") if ":" in s])
+        return name
+
     def environment_factory(self) -> Callable[[dict], Any] | None:
         if self.environment is None:
             return None
@@ -293,8 +300,7 @@ def _template(table: _Table) -> PromptTemplate:
         except ResultFileError as exc:
             raise ConfigError(f"{table.file}: [template] file: {exc}") from None
     system = table.get("system", str, "a string (the system prompt)", required=True)
-    user = table.get("user_template", str, 'a string with {field} placeholders, e.g. "Query: {query}"',
-                     required=True)
+    user = table.get("user_template", str, 'a string with {field} placeholders, e.g. "Query: {query}"', required=True)
     try:
         names = placeholders(user)
     except TemplateError as exc:

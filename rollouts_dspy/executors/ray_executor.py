@@ -28,7 +28,7 @@ from ..prompt_optimization.types import Candidate
 from .base import KeepsRuns
 from .recipes import recipe_of
 
-__all__ = ["RayExecutor", "RayTask"]
+__all__ = ["RayExecutor", "RayTask", "ship_by_value"]
 
 INSTALL_HINT = "pip install 'rollouts-dspy[ray]' (or pip install ray)"
 _ids = itertools.count()
@@ -116,6 +116,18 @@ class RayExecutor:
         if self.cpus_per_rollout > largest:
             raise ConfigError(f"cpus_per_rollout={self.cpus_per_rollout!r} is more than any node of the Ray cluster "
                               f"has (the largest has {largest:g} CPUs): no rollout could ever start")
+
+
+def ship_by_value(module_names: Sequence[str]) -> None:
+    """Send the functions of these imported modules to the workers by value instead of by name: for code the
+    workers cannot import, such as a CLI config's `my_scoring:score` (a file beside the config, found on the
+    driver only because the config's folder was searched). Process-wide, like cloudpickle's registry."""
+    import sys
+
+    from ray import cloudpickle
+
+    for name in module_names:
+        cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
 @functools.lru_cache(maxsize=1)
