@@ -4,12 +4,13 @@
 Importing this package loads neither Ray nor DSPy: Ray is imported when a Ray executor is first used.
 """
 
-from .base import EXECUTOR_NAMES, Executor, KeepsRuns, LocalExecutor, resolve_executor
+from .base import EXECUTOR_NAMES, CountsRetries, Executor, KeepsRuns, LocalExecutor, resolve_executor
 from .ray_executor import RayExecutor, RayTask
 from .recipes import ProgramTaskRecipe, TaskRecipe, TemplateTaskRecipe, recipe_of
 
 __all__ = [
     "EXECUTOR_NAMES",
+    "CountsRetries",
     "Executor",
     "KeepsRuns",
     "LocalExecutor",

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from ..prompt_optimization.protocols import Rollout, Task
 from ..prompt_optimization.types import Candidate
-from .base import KeepsRuns
+from .base import CountsRetries, KeepsRuns
 
 __all__ = ["run_rollout"]
 
@@ -26,7 +28,8 @@ KEEP_TASKS = 4
 CANCEL_POLL_SECONDS = 0.1
 """How soon a cancelled rollout stops on its worker."""
 
-_tasks: OrderedDict[str, Task] = OrderedDict()
+_tasks: OrderedDict[str, tuple[Task, str]] = OrderedDict()  # recipe id -> (the Task, the id of this build of it)
+_builds = itertools.count()
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
 
@@ -41,31 +44,33 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def _task(recipe_id: str, boxed_recipe: list[Any]) -> Task:
+def _task(recipe_id: str, boxed_recipe: list[Any]) -> tuple[Task, str]:
     with _lock:
-        task = _tasks.get(recipe_id)
-        if task is not None:
+        built = _tasks.get(recipe_id)
+        if built is not None:
             _tasks.move_to_end(recipe_id)
-            return task
+            return built
     import ray
 
     # The recipe comes in a list so that Ray does not fetch it for every rollout: only a worker that has not
     # built this Task yet reads it from the object store.
-    task = ray.get(boxed_recipe[0]).build()
+    built = (ray.get(boxed_recipe[0]).build(), f"{os.getpid()}:{next(_builds)}")
     with _lock:
-        _tasks[recipe_id] = task
+        _tasks[recipe_id] = built
         while len(_tasks) > KEEP_TASKS:
-            _, old = _tasks.popitem(last=False)
+            _, (old, _) = _tasks.popitem(last=False)
             close = getattr(old, "close", None)
             if callable(close):
                 close()
-    return task
+    return built
 
 
-def run_rollout(recipe_id: str, boxed_recipe: list[Any], candidate: Candidate, index: int) -> tuple[Rollout, Any]:
-    """One rollout of `candidate` on sample `index`, by this worker's Task of `recipe_id`, and what its run left
-    behind for the driver's Task (see KeepsRuns; None for Tasks without it)."""
-    task = _task(recipe_id, boxed_recipe)
+def run_rollout(recipe_id: str, boxed_recipe: list[Any], candidate: Candidate,
+                index: int) -> tuple[Rollout, Any, tuple[str, dict[str, int]]]:
+    """One rollout of `candidate` on sample `index`, by this worker's Task of `recipe_id`; what its run left
+    behind for the driver's Task (see KeepsRuns; None for Tasks without it); and this build of the Task with the
+    retries its LLM calls needed so far (see CountsRetries; a running total, so a lost report loses nothing)."""
+    task, build = _task(recipe_id, boxed_recipe)
     future = asyncio.run_coroutine_threadsafe(task.run(candidate, index), _event_loop())
     try:
         while True:
@@ -76,7 +81,7 @@ def run_rollout(recipe_id: str, boxed_recipe: list[Any], candidate: Candidate, i
             except concurrent.futures.TimeoutError:
                 continue
             run = task.take_run(candidate.key, index) if isinstance(task, KeepsRuns) else None
-            return rollout, run
+            return rollout, run, (build, dict(task.retries()) if isinstance(task, CountsRetries) else {})
     except BaseException:
         # Cancelled (or this process is going down): stop the rollout's calls, then let Ray see it.
         future.cancel()

@@ -8,12 +8,13 @@ rollouts in the calling process; `"ray"` (or a configured `RayExecutor`) runs th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
 from ..prompt_optimization.protocols import Rollout, Task
 
-__all__ = ["EXECUTOR_NAMES", "Executor", "KeepsRuns", "LocalExecutor", "resolve_executor"]
+__all__ = ["EXECUTOR_NAMES", "CountsRetries", "Executor", "KeepsRuns", "LocalExecutor", "resolve_executor"]
 
 
 @runtime_checkable
@@ -39,6 +40,17 @@ class KeepsRuns(Protocol):
     def take_run(self, key: str, index: int) -> Any: ...
 
     def import_run(self, key: str, index: int, rollout: Rollout, run: Any) -> None: ...
+
+
+@runtime_checkable
+class CountsRetries(Protocol):
+    """An optional Task capability: the retries its LLM calls needed, per role, since the Task was built. Where a
+    rollout ran in another process, that process's retries are reported back and `add_retries` adds them to the
+    calling process's Task, so the run's usage table counts them as a local run's does."""
+
+    def retries(self) -> Mapping[str, int]: ...
+
+    def add_retries(self, counts: Mapping[str, int]) -> None: ...
 
 
 class LocalExecutor:

@@ -25,7 +25,7 @@ from ..dtypes import Usage
 from ..errors import ConfigError
 from ..prompt_optimization.protocols import ComponentFeedback, Rollout, RolloutError, Task
 from ..prompt_optimization.types import Candidate
-from .base import KeepsRuns
+from .base import CountsRetries, KeepsRuns
 from .recipes import recipe_of
 
 __all__ = ["RayExecutor", "RayTask", "ship_by_value"]
@@ -154,6 +154,7 @@ class RayTask:
                                                  max_retries=executor.max_retries, retry_exceptions=False)
         self.rollouts_run = 0
         self.usage = Usage()
+        self._retries_seen: dict[str, dict[str, int]] = {}  # per build of the Task on a worker: its running total
 
     async def run(self, candidate: Candidate, index: int) -> Rollout:
         from ray.exceptions import RayError, RayTaskError
@@ -161,7 +162,8 @@ class RayTask:
         ref = self._remote.remote(self._id, [self._recipe], candidate, index)
         run: Any = None
         try:
-            rollout, run = await ref
+            rollout, run, (build, retries) = await ref
+            self._count_retries(build, retries)
         except asyncio.CancelledError:
             import ray
 
@@ -177,6 +179,15 @@ class RayTask:
         if isinstance(self.local, KeepsRuns):
             self.local.import_run(candidate.key, index, rollout, run)
         return rollout
+
+    def _count_retries(self, build: str, totals: Mapping[str, int]) -> None:
+        """Add to the local Task the retries a worker's Task made since its last report (reports of one worker
+        may arrive out of order: a total below the highest seen adds nothing)."""
+        seen = self._retries_seen.setdefault(build, {})
+        new = {role: n - seen.get(role, 0) for role, n in totals.items() if n > seen.get(role, 0)}
+        seen.update({role: max(n, seen.get(role, 0)) for role, n in totals.items()})
+        if new and isinstance(self.local, CountsRetries):
+            self.local.add_retries(new)
 
     def _lost(self, index: int, exc: BaseException) -> Rollout:
         """A rollout Ray could not finish (e.g. its worker died on every try): failed and unmeasured, not retried

@@ -195,6 +195,13 @@ class TemplateTask:
         return Rollout(index, score.reward, _feedback(score, sample), inputs, output, None, usage, {SYSTEM: demo},
                        objectives)
 
+    def retries(self) -> dict[str, int]:
+        return {role: stats.retries for role, stats in self.session.stats.items()}
+
+    def add_retries(self, counts: Mapping[str, int]) -> None:
+        for role, n in counts.items():
+            self.session.role_stats(role).retries += n
+
     def labeled_demo(self, index: int, component: str) -> Mapping[str, Any] | None:
         sample = to_sample(self.base, self.dataset, index)
         if sample.ground_truth is None:

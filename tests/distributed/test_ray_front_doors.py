@@ -101,3 +101,22 @@ def test_rollouts_mipro_on_ray_compiles_the_program_a_local_compile_does(ray_clu
     assert [dict(d) for d in distributed.demos] == [dict(d) for d in local.demos]
     assert any(r.candidate.demos for r in distributed.search_outcome.records)  # demos bootstrapped on workers
     assert calls == local_calls > 0
+
+
+async def test_retries_made_on_the_workers_are_in_the_runs_usage_table(ray_cluster):
+    """Every fault the provider answered a task call with was retried or failed for good -- on a Ray worker --
+    and the result's usage table counts each one, as a local run's does (it used to say 0 retries on Ray)."""
+    from rollouts_dspy.testing import FaultConfig, ScriptedServer
+
+    config = MIPROConfig(num_candidates=3, num_trials=4, minibatch_size=6, max_bootstrapped_demos=2,
+                         max_labeled_demos=2, num_demo_sets=2, train_seeds=tuple(range(16)),
+                         val_seeds=tuple(range(16, 28)), max_rollouts=120, max_concurrent=4, seed=2)
+    faults = FaultConfig(rate=0.15, kinds=("500",), models=("scripted-task",), seed=4)
+    with ScriptedServer(faults=faults) as flaky:
+        result = await run_mipro(helpers.TEMPLATE, config, helpers.intent_dataset(28),
+                                 make_endpoint(flaky, max_retries=3), make_endpoint(flaky, "scripted-reflect"),
+                                 helpers.score_intent,
+                                 options=RunOptions(progress=False, executor=RayExecutor(address=ray_cluster.address)))
+        injected = sum(flaky.stats().faults_injected.values())
+    task = result.usage["task"]
+    assert injected > 5 and task["retries"] + task["failures"] == injected, (injected, task)
