@@ -96,7 +96,7 @@ async def test_permanent_errors_score_the_prompt_zero_without_retrying(method, k
 
 @pytest.mark.parametrize("kind", ["context_length", "400"])
 async def test_evaluate_records_a_permanent_error_as_a_measured_zero(server, kind):
-    task, _ = endpoints(server)
+    task, _ = endpoints(server, timeout=10.0)  # requests are counted: a slow answer on a loaded machine is no retry
     server.fail_next(1, kind)
     report = await evaluate_detailed(WEAK, [0, 1, 2], DATA, task, intent_score, max_concurrent=1)
     first = report.rollouts[0]
@@ -108,7 +108,8 @@ async def test_evaluate_records_a_permanent_error_as_a_measured_zero(server, kin
 
 @pytest.mark.parametrize("kind", ["429", "500", "timeout", "malformed", "empty"])
 async def test_each_transient_kind_is_retried_and_then_measured(server, kind):
-    task, _ = endpoints(server)
+    # Requests are counted: only the timeout fault needs the short timeout, elsewhere a slow answer is no retry.
+    task, _ = endpoints(server, **({} if kind == "timeout" else {"timeout": 10.0}))
     server.reset_stats()
     server.fail_next(2, kind)
     report = await evaluate_detailed(WEAK, [0], DATA, task, intent_score, max_concurrent=1)
