@@ -184,8 +184,10 @@ class RayTask:
         """Add to the local Task the retries a worker's Task made since its last report (reports of one worker
         may arrive out of order: a total below the highest seen adds nothing)."""
         seen = self._retries_seen.setdefault(build, {})
-        new = {role: n - seen.get(role, 0) for role, n in totals.items() if n > seen.get(role, 0)}
-        seen.update({role: max(n, seen.get(role, 0)) for role, n in totals.items()})
+        new: dict[str, int] = {}
+        for role, n in totals.items():
+            if n > seen.get(role, 0):
+                new[role], seen[role] = n - seen.get(role, 0), n
         if new and isinstance(self.local, CountsRetries):
             self.local.add_retries(new)
 

@@ -80,15 +80,16 @@ class Method:
         reporter = options.reporter or (LinePrinter() if options.progress else None)
         user_template = self.optimizes_user_template(config)
         session = LLMSession(max_concurrent=config.max_concurrent, seed=config.seed)
-        task: Task = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
-                                  environment_factory=environment_factory, optimize_user_template=user_template)
-        task = options.executor.task(task)  # local: unchanged; Ray: rollouts run on the cluster, decisions stay here
+        local = TemplateTask(initial_template, dataset, endpoint, score_fn, session,
+                             environment_factory=environment_factory, optimize_user_template=user_template)
+        task: Task = options.executor.task(local)  # local: unchanged; Ray: rollouts on the cluster, decisions here
         model: LanguageModel = EndpointModel(optimizer_endpoint, session, self.model_role)
         context = RunContext(
             fingerprint=world_fingerprint(initial_template, dataset, endpoint, optimizer_endpoint,
                                           environment_factory is not None),
             resume_hint=resume_hint(config.checkpoint_dir),
-            counters=lambda: {role: {"retries": s.retries} for role, s in session.stats.items()},
+            # The session's retries, and on Ray the workers' too (RayTask adds them to `local`).
+            counters=lambda: {role: {"retries": n} for role, n in local.retries().items()},
         )
         initial = Candidate.from_template(initial_template, with_user_template=user_template)
         outcome = await self.engine(task, model, initial, config, reporter=reporter, context=context)
